@@ -1,0 +1,3 @@
+"""mksap: MKSAP questions in, atomic flashcard statements and Anki decks out."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,186 @@
+"""Registered stages -> doit tasks. `dodo.py` and `mksap run` both call `Build.task_namespace`,
+so `doit` and `mksap run` can never disagree about the task graph.
+
+Layout of build state (all derived, safe to delete):
+  <cache_dir>/build/fingerprints/<stage>.json   one per stage: its configuration digest
+  <cache_dir>/build/<system>/<qid>/<stage>.json one artifact per question x stage
+  <cache_dir>/build/<system>/<qid>/<stage>.failed  the one-line reason of the last failure
+  <cache_dir>/build/doit.sqlite                 doit's dependency DB
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from doit.exceptions import TaskFailed
+from pydantic import BaseModel
+
+from mksap import __version__
+from mksap.atomic import write_if_changed, write_json, write_text
+from mksap.bank import Question
+from mksap.errors import MksapError
+from mksap.registry import Registry
+from mksap.runtime import ProviderRuntime
+from mksap.settings import Settings
+from mksap.stage import Stage, StageJob
+
+DEP_FILE = "doit.sqlite"
+
+
+@dataclass
+class Build:
+    """Everything one invocation needs to define and run tasks. Built once, passed in."""
+
+    settings: Settings
+    registry: Registry
+    runtime: ProviderRuntime
+    stages: list[Stage] = field(init=False)
+    failures_this_run: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, settings: Settings, *, notice: Callable[[str], None], registry: Registry | None = None) -> Build:
+        """The registry, provider runtime and stages for one invocation."""
+        registry = registry or Registry.load()
+        runtime = ProviderRuntime(settings, registry, notice=notice)
+        return cls(settings, registry, runtime)
+
+    def notices(self) -> list[str]:
+        """One-time notices stages want the user to see (e.g. a fallback in use)."""
+        return [n for s in self.stages for n in getattr(s, "notices", lambda: [])()]
+
+    def __post_init__(self) -> None:
+        self.stages = [cls(self.settings) for cls in self.registry.stages()]
+        finals = [s.name for s in self.stages if s.final]
+        if len(finals) != 1:
+            raise MksapError(f"exactly one stage must write the output question file; found {finals or 'none'}")
+
+    # -- paths ------------------------------------------------------------------------------
+    @property
+    def build_dir(self) -> Path:
+        return self.settings.build_dir()
+
+    @property
+    def dep_file(self) -> Path:
+        return self.build_dir / DEP_FILE
+
+    @property
+    def final_stage(self) -> Stage:
+        return next(s for s in self.stages if s.final)
+
+    def fingerprint_file(self, stage: Stage) -> Path:
+        return self.build_dir / "fingerprints" / f"{stage.name}.json"
+
+    def question_dir(self, q: Question) -> Path:
+        return self.build_dir / q.system / q.qid
+
+    def artifact(self, stage: Stage | str, q: Question) -> Path:
+        name = stage if isinstance(stage, str) else stage.name
+        return self.question_dir(q) / f"{name}.json"
+
+    def failure_file(self, stage: Stage, q: Question) -> Path:
+        return self.question_dir(q) / f"{stage.name}.failed"
+
+    def output_path(self, q: Question) -> Path:
+        if self.settings.in_place:
+            return q.json_path
+        return self.settings.out / q.system / q.qid / f"{q.qid}.json"
+
+    def target(self, stage: Stage, q: Question) -> Path:
+        return self.output_path(q) if stage.final else self.artifact(stage, q)
+
+    # -- fingerprints -----------------------------------------------------------------------
+    def write_fingerprints(self) -> None:
+        """One small file per stage; tasks depend on it, so a config change reruns that stage.
+
+        Written only when the content changes, so doit's md5 check sees nothing otherwise.
+        """
+        provider, model = self.runtime.identity()
+        for stage in self.stages:
+            payload = {"stage": stage.name, "digest": stage.fingerprint(provider, model)}
+            if stage.final:
+                payload["output"] = "in-place" if self.settings.in_place else str(self.settings.out)
+            write_if_changed(self.fingerprint_file(stage), json.dumps(payload, sort_keys=True) + "\n")
+
+    # -- tasks ------------------------------------------------------------------------------
+    def task_dict(self, stage: Stage, q: Question) -> dict[str, Any]:
+        deps = [str(self.fingerprint_file(stage))]
+        if stage.reads_source:
+            deps += [str(p) for p in q.source_files()]
+        deps += [str(self.artifact(need, q)) for need in stage.needs]
+        return {
+            "name": q.qid,
+            "actions": [(self.execute, [stage, q])],
+            "file_dep": deps,
+            "targets": [str(self.target(stage, q))],
+            "io": {"capture": False},
+            "verbosity": 0,
+        }
+
+    def task_namespace(self, questions: list[Question]) -> dict[str, Callable[[], Iterator[dict[str, Any]]]]:
+        """`task_<stage>` generators for doit's loader, one subtask per question."""
+        namespace: dict[str, Callable[[], Iterator[dict[str, Any]]]] = {}
+        for stage in self.stages:
+
+            def generate(stage: Stage = stage) -> Iterator[dict[str, Any]]:
+                yield {"basename": stage.name, "name": None, "doc": _doc(stage)}
+                for q in questions:
+                    yield self.task_dict(stage, q)
+
+            namespace[f"task_{stage.name}"] = generate
+        return namespace
+
+    # -- execution --------------------------------------------------------------------------
+    def execute(self, stage: Stage, q: Question) -> TaskFailed | None:
+        """The doit action of one (stage, question) task."""
+        failure = self.failure_file(stage, q)
+        job = StageJob(
+            question=q,
+            settings=self.settings,
+            artifacts={need: self.artifact(need, q) for need in stage.needs},
+            llm=self.runtime.complete,
+            provenance=self.provenance(),
+        )
+        try:
+            result = stage.run(job)
+        except MksapError as e:
+            return self._fail(stage, q, failure, str(e))
+        data = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+        write_json(self.target(stage, q), data)
+        failure.unlink(missing_ok=True)
+        return None
+
+    def _fail(self, stage: Stage, q: Question, failure: Path, reason: str) -> TaskFailed:
+        line = " ".join(reason.split())
+        write_text(failure, line + "\n")
+        self.failures_this_run[f"{stage.name}:{q.qid}"] = line
+        return TaskFailed(line)
+
+    def provenance(self) -> dict[str, Any]:
+        provider, model = self.runtime.identity()
+        return {
+            "tool": f"mksap {__version__}",
+            "provider": provider,
+            "model": model,
+            "stages": {s.name: s.version for s in self.stages},
+            "prompts": {s.name: s.config().get("prompt_version") for s in self.stages if s.uses_llm},
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+    def last_failure(self, q: Question) -> tuple[str, str] | None:
+        """(stage, reason) of the earliest stage whose last run failed, if any."""
+        for stage in self.stages:
+            path = self.failure_file(stage, q)
+            if path.exists():
+                return stage.name, path.read_text(encoding="utf-8").strip()
+        return None
+
+
+def _doc(stage: Stage) -> str:
+    doc = (type(stage).__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else stage.name
+

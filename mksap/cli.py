@@ -1,0 +1,241 @@
+"""The command line. Commands parse options, call one core function, and render its result.
+
+Importing this module loads no plugin and touches no disk; `main()` is the one place where
+exceptions become messages and exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from mksap.errors import MksapError
+
+app = typer.Typer(
+    name="mksap",
+    help="Turn an MKSAP question bank into atomic flashcard statements with cloze candidates.\n\n"
+    "Typical use: `mksap run` (build every stale question), `mksap run cv` (one system), "
+    "`mksap run cvmcq24001 --force` (rebuild one question), `mksap status`, `mksap show QID`.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # API keys live in locals
+    add_completion=False,
+)
+
+# -- shared options: every command that reads the bank takes the same names ----------------
+Data = Annotated[Path | None, typer.Option("--data", help="Question bank folder [env MKSAP_DATA].", show_default=False)]
+Out = Annotated[Path | None, typer.Option("--out", help="Output tree [env MKSAP_OUT].", show_default=False)]
+CacheDir = Annotated[
+    Path | None, typer.Option("--cache-dir", help="Build state: artifacts, doit DB [env MKSAP_CACHE_DIR].", show_default=False)
+]
+InPlace = Annotated[
+    bool | None, typer.Option("--in-place/--no-in-place", help="Write statements into the input files.", show_default=False)
+]
+ProviderOpt = Annotated[
+    str | None, typer.Option("--provider", help="Provider or fallback chain 'a,b' [env MKSAP_PROVIDER].", show_default=False)
+]
+Targets = Annotated[list[str] | None, typer.Argument(help="System codes (cv en) and/or question ids; none = all.")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output (a versioned envelope).")]
+
+
+def _settings(**flags: Any) -> Any:
+    from mksap.settings import load_settings
+
+    return load_settings(flags).settings
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _envelope(kind: str, data: Any) -> str:
+    return json.dumps({"mksap": 1, "kind": kind, "data": data}, indent=2, ensure_ascii=False)
+
+
+@app.command()
+def run(
+    targets: Targets = None,
+    data: Data = None,
+    out: Out = None,
+    cache_dir: CacheDir = None,
+    in_place: InPlace = None,
+    provider: ProviderOpt = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model name [env MKSAP_MODEL].", show_default=False)] = None,
+    jobs: Annotated[int | None, typer.Option("-j", "--jobs", help="doit worker threads [env MKSAP_JOBS, default 8].", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild the named targets even if up to date.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the tasks that would run, and why.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress; only failures and the summary.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="If another build holds the state, wait for it.")] = False,
+) -> None:
+    """Build every stale question of the named systems/questions (all by default)."""
+    from mksap.bank import parse_targets
+    from mksap.build import Build
+    from mksap.engine import plan, summary
+    from mksap.engine import run as run_build
+    from mksap.lock import BuildLock
+    from mksap.progress import choose_progress
+
+    settings = _settings(data=data, out=out, cache_dir=cache_dir, in_place=in_place, provider=provider, model=model, jobs=jobs)
+    selection = parse_targets(targets or [], settings.data)
+    build = Build.open(settings, notice=lambda m: _err(f"mksap: {m}"))
+    questions = selection.discover(settings.data)
+    if not questions:
+        raise MksapError(f"no question under {settings.data} matches {' '.join(targets or []) or 'anything'}")
+    with BuildLock(settings.build_dir()).acquire(wait=wait):
+        if dry_run:
+            planned = plan(build, questions, force=force)
+            for task in planned:
+                print(f"{task.name}: {task.reason}")
+            print(f"{len(planned)} task(s) would run for {len(questions)} question(s)")
+            return
+        if not quiet:
+            for line in build.notices():
+                _err(f"mksap: {line}")
+        t0 = time.monotonic()
+        try:
+            report = run_build(build, questions, jobs=settings.jobs, force=force, progress=choose_progress(quiet))
+        finally:
+            build.runtime.close()
+        _err(summary(report, build) + f" in {time.monotonic() - t0:.1f}s")
+        for (name, mdl), totals in build.runtime.totals.items():
+            if totals.calls or totals.cache_hits:
+                u = totals.usage
+                _err(
+                    f"{name}/{mdl}: {totals.calls} calls, {totals.cache_hits} cache hits, "
+                    f"{u.input_tokens} in / {u.output_tokens} out tokens"
+                )
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def status(
+    targets: Targets = None,
+    data: Data = None,
+    out: Out = None,
+    cache_dir: CacheDir = None,
+    in_place: InPlace = None,
+    provider: ProviderOpt = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Per system: questions up to date, stale, failed (with the reason) and never built."""
+    from mksap.bank import parse_targets
+    from mksap.build import Build
+    from mksap.status import question_states
+
+    settings = _settings(data=data, out=out, cache_dir=cache_dir, in_place=in_place, provider=provider)
+    build = Build.open(settings, notice=lambda m: None)
+    questions = parse_targets(targets or [], settings.data).discover(settings.data)
+    report = question_states(build, questions)
+    if as_json:
+        print(_envelope("status", report.model_dump(mode="json")))
+        return
+    print(f"{'system':<8}{'up to date':>12}{'stale':>8}{'failed':>8}{'never built':>13}")
+    for system, c in report.systems.items():
+        print(f"{system:<8}{c['up-to-date']:>12}{c['stale']:>8}{c['failed']:>8}{c['never built']:>13}")
+    for f in report.failures:
+        print(f"FAILED {f.qid} ({f.stage}): {f.reason}")
+
+
+@app.command()
+def show(
+    qid: Annotated[str, typer.Argument(help="Question id, e.g. cvmcq24001.")],
+    data: Data = None,
+    out: Out = None,
+    cache_dir: CacheDir = None,
+    in_place: InPlace = None,
+    as_json: JsonOut = False,
+) -> None:
+    """A question's statements, grouped by source, cloze candidates in [brackets]."""
+    from mksap.showing import load_output, render
+
+    settings = _settings(data=data, out=out, cache_dir=cache_dir, in_place=in_place)
+    doc = load_output(settings, qid)
+    if as_json:
+        keys = ("true_statements", "table_statements", "rejected_statements", "mksap")
+        print(_envelope("question", {k: doc.get(k) for k in ("question_id", *keys)}))
+        return
+    print(render(doc))
+
+
+@app.command()
+def plugins(as_json: JsonOut = False) -> None:
+    """Every installed provider, stage and exporter plugin, with the package it comes from."""
+    from mksap.registry import Registry
+
+    registry = Registry.load()
+    rows = [{"kind": e.kind, "name": e.name, "package": e.package, "module": e.module} for e in registry.entries]
+    failed = [{"source": f.source, "package": f.package, "error": f.error} for f in registry.failures]
+    if as_json:
+        print(_envelope("plugins", {"plugins": rows, "failed": failed}))
+        return
+    for r in rows:
+        print(f"{r['kind']:<9} {r['name']:<12} {r['package']:<16} {r['module']}")
+    for f in failed:
+        print(f"FAILED    {f['source']} ({f['package']}): {f['error']}")
+
+
+@app.command()
+def config(
+    data: Data = None,
+    out: Out = None,
+    cache_dir: CacheDir = None,
+    in_place: InPlace = None,
+    provider: ProviderOpt = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Each effective setting and where it came from (flag, env, mksap.toml, user config, default)."""
+    from mksap.settings import Settings, load_settings, user_config_file
+
+    import os
+
+    resolved = load_settings(dict(data=data, out=out, cache_dir=cache_dir, in_place=in_place, provider=provider))
+    rows = []
+    for name, field in Settings.model_fields.items():
+        value = getattr(resolved.settings, name)
+        shown = ("set" if value else "not set") if name == "api_key" else ("" if value is None else str(value))
+        rows.append({"name": name, "value": shown, "source": resolved.sources[name], "help": field.description})
+    if as_json:
+        print(_envelope("config", rows))
+        return
+    for r in rows:
+        print(f"{r['name']:<16} {r['value']:<48} {r['source']}")
+    print(f"(user config file: {user_config_file(os.environ)})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: the one place where exceptions become messages and exit codes."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    traceback = "--traceback" in args
+    if traceback:
+        args.remove("--traceback")
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="mksap", standalone_mode=False)
+    except MksapError as e:
+        if traceback:
+            raise
+        _err(f"mksap: error: {e}")
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        _err("mksap: aborted")
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""What `dodo.py` exposes to plain `doit`: DOIT_CONFIG and the `task_<stage>` generators."""
+
+from __future__ import annotations
+
+import atexit
+import signal
+import sys
+from typing import Any
+
+from mksap.bank import discover
+from mksap.build import Build
+from mksap.engine import RunReport, doit_config, make_reporter, summary
+from mksap.lock import BuildLock
+from mksap.progress import choose_progress
+from mksap.settings import load_settings
+
+READ_ONLY_COMMANDS = {"list", "info", "help", "dumpdb", "tabcompletion"}
+
+
+def _command(argv: list[str]) -> str:
+    words = [a for a in argv[1:] if not a.startswith("-")]
+    return words[0] if words else "run"
+
+
+def _on_term(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # doit saves finished tasks on KeyboardInterrupt, not on SIGTERM
+
+
+def dodo_namespace(argv: list[str] | None = None) -> dict[str, Any]:
+    argv = sys.argv if argv is None else argv
+    settings = load_settings().settings
+
+    def notice(message: str) -> None:
+        print(f"mksap: {message}", file=sys.stderr)
+
+    build = Build.open(settings, notice=notice)
+    if _command(argv) not in READ_ONLY_COMMANDS:
+        lock = BuildLock(settings.build_dir()).acquire()
+        atexit.register(lock.release)
+        signal.signal(signal.SIGTERM, _on_term)
+        for line in build.notices():
+            notice(line)
+    atexit.register(build.runtime.close)
+    build.write_fingerprints()
+    report = RunReport()
+    progress = choose_progress(quiet=False)
+
+    def finished() -> None:
+        if report.tasks:
+            print(summary(report, build), file=sys.stderr)
+
+    atexit.register(finished)
+    reporter = make_reporter(report, progress, build)
+    questions = discover(settings.data)
+    return {"DOIT_CONFIG": doit_config(build, jobs=settings.jobs, reporter=reporter), **build.task_namespace(questions)}

@@ -1,0 +1,284 @@
+"""Running the task graph with doit: the loader, the reporter, interrupts, dry-run planning.
+
+doit is the engine; this module only configures it. `dodo.py` uses `doit_config()` and
+`Build.task_namespace()` too, so both entry points share one DB, one checker and one graph.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from doit.cmd_base import TaskLoader2
+from doit.dependency import Dependency, SqliteDB
+from doit.doit_cmd import DoitMain
+from doit.loader import load_tasks
+from doit.task import Task
+
+from mksap.bank import Question
+from mksap.build import Build
+from mksap.checker import SourceChecker
+from mksap.errors import MksapError
+from mksap.progress import ProgressView, QuietProgress
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so doit saves the tasks that finished."""
+
+
+Outcome = Literal["built", "up-to-date", "failed", "skipped"]
+
+
+@dataclass
+class RunReport:
+    """What happened to every task, and per question."""
+
+    tasks: dict[str, Outcome] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    interrupted: str | None = None
+    exit_code: int = 0
+
+    def questions(self, final_stage: str) -> dict[str, Outcome]:
+        """Per question: failed if any of its tasks failed, else the final task's outcome."""
+        result: dict[str, Outcome] = {}
+        for name, outcome in self.tasks.items():
+            stage, qid = name.split(":", 1)
+            if outcome == "failed" or result.get(qid) == "failed":
+                result[qid] = "failed"
+            elif stage == final_stage:
+                result[qid] = outcome
+        return result
+
+    def counts(self, final_stage: str) -> dict[str, int]:
+        per_q = self.questions(final_stage)
+        return {k: sum(1 for v in per_q.values() if v == k) for k in ("built", "up-to-date", "failed")}
+
+
+def make_reporter(report: RunReport, progress: ProgressView, build: Build) -> type:
+    """A doit reporter class bound to this run's report and progress view."""
+
+    class MksapReporter:
+        desc = "mksap progress and summary"
+
+        def __init__(self, outstream: Any, options: Any) -> None:
+            self.lock = threading.Lock()
+            self.done = 0
+            self.failed = 0
+
+        def initialize(self, tasks: dict[str, Task], selected_tasks: list[str]) -> None:
+            progress.start(sum(1 for name in tasks if ":" in name))
+
+        def _record(self, task: Task, outcome: Outcome, reason: str | None = None) -> None:
+            if ":" not in task.name:
+                return
+            with self.lock:
+                report.tasks[task.name] = outcome
+                if reason:
+                    report.reasons[task.name] = reason
+                self.done += 1
+                self.failed += outcome == "failed"
+                progress.update(self.done, self.failed)
+
+        def get_status(self, task: Task) -> None:
+            pass
+
+        def execute_task(self, task: Task) -> None:
+            pass
+
+        def add_success(self, task: Task) -> None:
+            self._record(task, "built")
+
+        def add_failure(self, task: Task, fail: Any) -> None:
+            reason = build.failures_this_run.get(task.name)
+            if reason is None:
+                kind = type(fail).__name__
+                if kind == "UnmetDependency":
+                    self._record(task, "skipped")
+                    return
+                reason = " ".join(fail.get_msg().split())[:300]
+            self._record(task, "failed", reason)
+
+        def skip_uptodate(self, task: Task) -> None:
+            self._record(task, "up-to-date")
+
+        def skip_ignore(self, task: Task) -> None:
+            self._record(task, "up-to-date")
+
+        def cleanup_error(self, exception: Any) -> None:
+            pass
+
+        def runtime_error(self, msg: str) -> None:
+            report.reasons["<doit>"] = msg
+
+        def teardown_task(self, task: Task) -> None:
+            pass
+
+        def complete_run(self) -> None:
+            progress.finish()
+
+    return MksapReporter
+
+
+def doit_config(build: Build, *, jobs: int, reporter: type | None = None) -> dict[str, Any]:
+    """The DOIT_CONFIG both entry points use."""
+    config: dict[str, Any] = {
+        "dep_file": str(build.dep_file),
+        "backend": "sqlite3",  # transactional: a SIGKILL never leaves a torn DB
+        "check_file_uptodate": SourceChecker,
+        "continue": True,  # one broken question never stops the others
+        "par_type": "thread",
+        "num_process": jobs if jobs > 1 else 0,
+        "verbosity": 0,
+    }
+    if reporter is not None:
+        config["reporter"] = reporter
+    return config
+
+
+class MksapLoader(TaskLoader2):
+    """doit task loader over a Build and a list of questions (no dodo.py needed)."""
+
+    def __init__(self, build: Build, questions: list[Question], config: dict[str, Any]) -> None:
+        super().__init__()
+        self.build = build
+        self.questions = questions
+        self.doit_cfg = config
+
+    def load_doit_config(self) -> dict[str, Any]:
+        return self.doit_cfg
+
+    def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Task]:
+        namespace = self.build.task_namespace(self.questions)
+        return load_tasks(namespace, self.cmd_names, allow_delayed=False, args=pos_args, config=self.config)
+
+
+@contextlib.contextmanager
+def interrupts_as_keyboard() -> Iterator[None]:
+    """Turn SIGTERM into `Terminated` in the main thread so doit records finished tasks."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run(
+    build: Build,
+    questions: list[Question],
+    *,
+    jobs: int,
+    force: bool = False,
+    progress: ProgressView | None = None,
+) -> RunReport:
+    """Build the given questions' stale tasks (all of them with `force`)."""
+    report = RunReport()
+    progress = progress or QuietProgress()
+    build.write_fingerprints()
+    config = doit_config(build, jobs=jobs, reporter=make_reporter(report, progress, build))
+    loader = MksapLoader(build, questions, config)
+    args = ["run"] + (["--always-execute"] if force else [])
+    try:
+        with interrupts_as_keyboard():
+            code = DoitMain(loader).run(args)
+    except Terminated:
+        build.runtime.cancel_all()
+        report.interrupted, report.exit_code = "SIGTERM", 143
+        return report
+    except KeyboardInterrupt:
+        build.runtime.cancel_all()
+        report.interrupted, report.exit_code = "SIGINT", 130
+        return report
+    if code not in (0, 1):
+        detail = report.reasons.get("<doit>", "see the messages above")
+        raise MksapError(f"doit could not run the build (exit {code}): {detail}")
+    report.exit_code = 1 if any(v == "failed" for v in report.tasks.values()) else 0
+    return report
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    name: str
+    reason: str
+
+
+def plan(build: Build, questions: list[Question], *, force: bool = False) -> list[PlannedTask]:
+    """Tasks a run would execute and why, without running anything (`--dry-run`, `status`)."""
+    build.write_fingerprints()
+    tasks = load_tasks(build.task_namespace(questions), [], allow_delayed=False)
+    by_name = {t.name: t for t in tasks}
+    fingerprints = {str(build.fingerprint_file(s)): s.name for s in build.stages}
+    deps = Dependency(SqliteDB, str(build.dep_file), checker_cls=SourceChecker)
+    planned: dict[str, str] = {}
+    target_owner = {t: task.name for task in tasks for t in task.targets}
+    try:
+        for task in tasks:  # stage order: upstream tasks come first
+            if ":" not in task.name:
+                continue
+            upstream = [target_owner[d] for d in task.file_dep if d in target_owner]
+            rerun_upstream = [u for u in upstream if u in planned]
+            if force:
+                planned[task.name] = "forced"
+            elif rerun_upstream:
+                planned[task.name] = f"upstream {rerun_upstream[0].split(':')[0]} reruns"
+            else:
+                status = deps.get_status(task, by_name, get_log=True)
+                if status.status != "up-to-date":
+                    planned[task.name] = _reason(status, fingerprints)
+    finally:
+        deps.close()
+    return [PlannedTask(name, reason) for name, reason in planned.items()]
+
+
+def _reason(status: Any, fingerprints: dict[str, str]) -> str:
+    reasons = status.reasons
+    if status.status == "error":
+        return "input missing: " + ", ".join(reasons.get("missing_file_dep", [])) if reasons else "error"
+    if reasons.get("missing_target") and not reasons.get("changed_file_dep"):
+        return "never built (or output missing)"
+    changed = reasons.get("changed_file_dep", []) + reasons.get("added_file_dep", [])
+    for dep in changed:
+        if dep in fingerprints:
+            return f"config of stage {fingerprints[dep]} changed"
+    if changed:
+        return f"changed input: {changed[0]}"
+    if reasons.get("removed_file_dep"):
+        return "an input was removed"
+    if reasons.get("has_no_dependencies"):
+        return "never built (no inputs)"
+    if reasons.get("checker_changed"):
+        return "checker changed"
+    return "never built"
+
+
+def failure_lines(report: RunReport, build: Build) -> list[str]:
+    """One line per failed question: the first failing task and its reason."""
+    lines: dict[str, str] = {}
+    for name, outcome in report.tasks.items():
+        stage, qid = name.split(":", 1)
+        if outcome == "failed" and qid not in lines:
+            lines[qid] = f"FAILED {qid} ({stage}): {report.reasons.get(name, 'failed')}"
+    return list(lines.values())
+
+
+def summary(report: RunReport, build: Build) -> str:
+    counts = report.counts(build.final_stage.name)
+    lines = failure_lines(report, build)
+    total = sum(counts.values())
+    lines.append(
+        f"{counts['built']} built, {counts['up-to-date']} up to date, {counts['failed']} failed "
+        f"({total} question{'s' if total != 1 else ''})"
+    )
+    if report.interrupted:
+        lines.append(f"interrupted by {report.interrupted}: finished tasks are recorded; run again to continue")
+    return "\n".join(lines)

@@ -1,0 +1,98 @@
+"""The one provider interface: a typed request in, a typed response out, asynchronously.
+
+A request carries both the rendered prompt (for language models) and the structured context
+it was rendered from (for the rule-based offline provider), so every provider answers the same
+question and the cache key covers everything that shaped the answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, Field
+
+from mksap.settings import Settings
+
+TaskKind = Literal["statements", "cloze", "repair"]
+
+
+class Message(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class LLMRequest(BaseModel):
+    """Everything that determines an answer. Its `key()` is the cache key."""
+
+    task: TaskKind
+    system: str = Field(description="shared instructions (cached by providers that can)")
+    messages: list[Message]
+    output_schema: dict[str, Any] = Field(description="JSON schema the answer must satisfy")
+    schema_name: str
+    context: dict[str, Any] = Field(default_factory=dict, description="structured source of the prompt")
+    max_tokens: int = 4096
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def key(self, provider: str, model: str) -> str:
+        """sha256 of the canonical JSON of the full request plus provider and model."""
+        canonical = json.dumps(
+            {"provider": provider, "model": model, **self.model_dump(mode="json")},
+            sort_keys=True,
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(**{k: getattr(self, k) + getattr(other, k) for k in Usage.model_fields})
+
+
+class LLMResponse(BaseModel):
+    """A parsed, schema-valid answer."""
+
+    data: dict[str, Any]
+    raw_text: str
+    usage: Usage = Field(default_factory=Usage)
+    provider: str
+    model: str
+    from_cache: bool = False
+
+
+class Provider(ABC):
+    """Base class of provider plugins. One instance per run, used from one event loop."""
+
+    name: ClassVar[str]
+    #: True when answers are computed locally for free; the runtime skips cache and limits.
+    local: ClassVar[bool] = False
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @property
+    def model(self) -> str:
+        return self.settings.model
+
+    @abstractmethod
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        """Answer `request` with data valid against `request.output_schema`.
+
+        Raise `ProviderStopError` for auth/quota failures, `ProviderError` when the call could
+        not be made, `StageError` when the model answered but unusably.
+        """
+
+    async def aclose(self) -> None:
+        """Release connections or child processes. Called once at the end of a run."""
+
+    @classmethod
+    def describe(cls) -> str:
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""

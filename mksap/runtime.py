@@ -1,0 +1,223 @@
+"""One provider runtime per process: one event loop in a background thread, shared by every
+doit worker thread. One client, one connection pool, one concurrency limit and one rate limiter
+serve all workers (measured: `asyncio.run` per action with a shared client fails; a client per
+action opens a connection per call).
+
+Worker threads call `complete()`, which blocks until the answer is there. Identical requests in
+flight at the same moment are merged into one call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from mksap.errors import AnswerError, ProviderStopError
+from mksap.provider import LLMRequest, LLMResponse, Provider, Usage
+from mksap.registry import Registry
+from mksap.settings import Settings
+
+if TYPE_CHECKING:
+    from mksap.cache import ResponseCache
+
+Accept = Callable[[dict[str, Any]], object]
+
+
+@dataclass
+class ProviderTotals:
+    calls: int = 0
+    cache_hits: int = 0
+    merged: int = 0
+    failures: int = 0
+    usage: Usage = field(default_factory=Usage)
+
+
+def provider_chain(settings: Settings) -> list[str]:
+    """Names from `--provider a,b`; 'auto' means anthropic when a key is set, else offline."""
+    names = [n.strip() for n in settings.provider.split(",") if n.strip()]
+    if names == ["auto"]:
+        return ["anthropic"] if settings.api_key else ["offline"]
+    return names
+
+
+class ProviderRuntime:
+    """Provider instances, limits, in-flight merging and (optionally) the response cache."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        *,
+        cache: ResponseCache | None = None,
+        notice: Callable[[str], None] = lambda message: None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.cache = cache
+        self.notice = notice
+        self.names = provider_chain(settings)
+        for name in self.names:
+            registry.provider(name)  # unknown names fail now, listing the valid ones
+        self._providers: list[Provider] | None = None
+        self._stopped: dict[str, str] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._inflight: dict[str, asyncio.Future[LLMResponse]] = {}
+        self._semaphore: asyncio.Semaphore | None = None
+        self.totals: dict[tuple[str, str], ProviderTotals] = {}
+        self._announced = False
+
+    # -- identity (no network, no heavy imports) -------------------------------------------
+    def providers(self) -> list[Provider]:
+        if self._providers is None:
+            self._providers = [self.registry.provider(n)(self.settings) for n in self.names]
+        return self._providers
+
+    def identity(self) -> tuple[str, str]:
+        """(provider chain, model of the first provider): what a stage's output depends on."""
+        first = self.providers()[0]
+        return ",".join(self.names), first.model
+
+    # -- thread side -----------------------------------------------------------------------
+    def complete(self, request: LLMRequest, accept: Accept | None = None) -> LLMResponse:
+        """Answer `request` from any thread; blocks until done.
+
+        `accept` validates the parsed answer (raising on a bad one) before it is cached, so an
+        invalid answer is never stored: it raises `AnswerError` instead.
+        """
+        loop = self._ensure_loop()
+        future: Future[LLMResponse] = asyncio.run_coroutine_threadsafe(self._complete(request, accept), loop)
+        return future.result()
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._start_lock:
+            if self._loop is None:
+                if not self._announced and self.settings.provider == "auto" and self.names == ["offline"]:
+                    self.notice(
+                        "No provider configured and no ANTHROPIC_API_KEY: using the rule-based 'offline' "
+                        "provider (outputs are marked provider=offline)."
+                    )
+                    self._announced = True
+                loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=loop.run_forever, name="mksap-providers", daemon=True)
+                self._thread.start()
+                self._loop = loop
+            return self._loop
+
+    def cancel_all(self) -> None:
+        """Cancel every call in flight (Ctrl-C / SIGTERM): workers waiting on them fail fast."""
+        loop = self._loop
+        if loop is None:
+            return
+
+        def cancel() -> None:
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+
+        loop.call_soon_threadsafe(cancel)
+
+    def close(self) -> None:
+        """Close providers and stop the loop thread."""
+        loop = self._loop
+        if loop is None:
+            return
+        if self._providers:
+            closing = asyncio.gather(*(p.aclose() for p in self._providers), return_exceptions=True)
+            try:
+                asyncio.run_coroutine_threadsafe(_await(closing), loop).result(timeout=10)
+            except Exception:  # closing is best effort; the process is ending
+                pass
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._loop = None
+
+    # -- loop side -------------------------------------------------------------------------
+    async def _complete(self, request: LLMRequest, accept: Accept | None) -> LLMResponse:
+        providers = self.providers()
+        last_stop: ProviderStopError | None = None
+        for provider in providers:
+            if provider.name in self._stopped:
+                continue
+            try:
+                return await self._complete_with(provider, request, accept)
+            except ProviderStopError as e:
+                last_stop = e
+                if provider.name not in self._stopped:
+                    self._stopped[provider.name] = str(e)
+                    rest = [p.name for p in providers if p.name not in self._stopped]
+                    then = f"; continuing on '{rest[0]}'" if rest else "; no provider left"
+                    self.notice(f"provider '{provider.name}' stopped: {e}{then}")
+        if last_stop is not None:
+            raise last_stop
+        raise ProviderStopError(f"every provider has stopped: {'; '.join(self._stopped.values())}")
+
+    async def _complete_with(self, provider: Provider, request: LLMRequest, accept: Accept | None) -> LLMResponse:
+        key = request.key(provider.name, provider.model)
+        totals = self.totals.setdefault((provider.name, provider.model), ProviderTotals())
+        pending = self._inflight.get(key)
+        if pending is not None:
+            totals.merged += 1
+            return await asyncio.shield(pending)
+        future: asyncio.Future[LLMResponse] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            response = await self._fetch(provider, request, key, totals, accept)
+        except BaseException as e:
+            if not future.done():
+                future.set_exception(e)
+                future.exception()  # mark retrieved: merged waiters may be none
+            raise
+        else:
+            future.set_result(response)
+            return response
+        finally:
+            self._inflight.pop(key, None)
+
+    async def _fetch(
+        self, provider: Provider, request: LLMRequest, key: str, totals: ProviderTotals, accept: Accept | None
+    ) -> LLMResponse:
+        use_cache = self.cache is not None and not provider.local
+        if use_cache:
+            assert self.cache is not None
+            hit = await asyncio.to_thread(self.cache.get, key)
+            if hit is not None:
+                totals.cache_hits += 1
+                return hit.model_copy(update={"from_cache": True})
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.settings.max_concurrency)
+        async with self._semaphore:
+            try:
+                response = await provider.complete(request)
+            except BaseException:
+                totals.failures += 1
+                raise
+        totals.calls += 1
+        totals.usage = totals.usage + response.usage
+        if accept is not None:
+            try:
+                accept(response.data)
+            except ValidationError as e:
+                totals.failures += 1
+                raise AnswerError(_first_error(e), response.raw_text) from None
+        if use_cache:
+            assert self.cache is not None
+            await asyncio.to_thread(self.cache.put, key, response)
+        return response
+
+
+async def _await(awaitable: asyncio.Future[object]) -> object:
+    return await awaitable
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    where = ".".join(str(x) for x in err["loc"]) or "answer"
+    return f"schema mismatch at {where}: {err['msg']}"

@@ -1,0 +1,1 @@
+"""mksap's first-party plugins, declared through the `mksap` entry-point group like any other."""

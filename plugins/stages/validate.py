@@ -1,0 +1,133 @@
+"""validate: deterministic checks on every statement, one repair round through the provider
+for statements with error findings, then accept or reject (never silently)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from mksap.provider import LLMRequest, Message
+from mksap.stage import Stage, StageJob
+from mksap.statements import Finding, Statement
+from mksap_plugins.stages.checks import check, duplicates
+from mksap_plugins.stages.cloze import ClozedStatements, ClozeStage, normalise, select_candidates
+from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
+from mksap_plugins.stages.prompts import load_prompt
+
+
+class RepairItem(BaseModel):
+    statement_id: str
+    statement: str
+    cloze_candidates: list[str]
+
+
+class RepairAnswer(BaseModel):
+    """The answer of a repair request."""
+
+    items: list[RepairItem]
+
+
+class ValidatedStatements(BaseModel):
+    """The validate artifact."""
+
+    accepted: list[Statement]
+    rejected: list[Statement]
+    repaired: list[str] = Field(default_factory=list, description="ids fixed by the repair round")
+    repair_attempted: list[str] = Field(default_factory=list)
+
+
+def source_text(statement: Statement, parsed: ParsedQuestion) -> str:
+    """The sentence, key point or table row a statement was drawn from ('' if unknown)."""
+    try:
+        if statement.source == "table":
+            _, stem, pos = statement.id.split(":")
+            table = next(t for t in parsed.tables if t.file.removesuffix(".html") == stem)
+            return " ".join(table.rows[int(pos.split(".")[0])])
+        index = int(statement.id[1:].split(".")[0])
+        return (parsed.critique if statement.source == "critique" else parsed.key_points)[index]
+    except (ValueError, IndexError, StopIteration):
+        return ""
+
+
+def all_source_text(parsed: ParsedQuestion) -> str:
+    parts = [parsed.objective, *parsed.critique, *parsed.key_points]
+    for t in parsed.tables:
+        parts += [t.caption, *t.columns(), *(" ".join(r) for r in t.rows), *t.footnotes]
+    return " ".join(parts)
+
+
+class ValidateStage(Stage):
+    """Checks every statement; one LLM repair round for errors; rejects what stays wrong."""
+
+    name = "validate"
+    version = "1"
+    needs = ("parse", "cloze")
+    uses_llm = True
+
+    def config(self) -> dict[str, Any]:
+        return {**load_prompt("repair").fingerprint(), "keep_rejected": self.settings.keep_rejected}
+
+    def _findings(self, statements: list[Statement], parsed: ParsedQuestion) -> list[Statement]:
+        everything = all_source_text(parsed)
+        checked = [s.model_copy(update={"findings": check(s, source_text(s, parsed), everything)}) for s in statements]
+        dups = duplicates(checked)
+        return [s.model_copy(update={"findings": [*s.findings, dups[s.id]]}) if s.id in dups else s for s in checked]
+
+    def run(self, job: StageJob) -> ValidatedStatements:
+        parsed = job.read(ParseStage, ParsedQuestion)
+        statements = self._findings(job.read(ClozeStage, ClozedStatements).statements, parsed)
+        broken = [s for s in statements if _errors(s) and not _only_duplicate(s)]
+        repaired_ids: list[str] = []
+        if broken:
+            fixes = self._repair(job, broken, parsed)
+            updated = []
+            for s in statements:
+                fix = fixes.get(s.id)
+                if fix is None:
+                    updated.append(s)
+                    continue
+                text = normalise(fix.statement)
+                updated.append(s.model_copy(update={"statement": text, "cloze_candidates": select_candidates(text, fix.cloze_candidates)}))
+            statements = self._findings(updated, parsed)
+            repaired_ids = [s.id for s in statements if s.id in fixes and not _errors(s)]
+        accepted = [s for s in statements if not _errors(s) or self.settings.keep_rejected]
+        rejected = [s for s in statements if _errors(s) and not self.settings.keep_rejected]
+        return ValidatedStatements(
+            accepted=accepted, rejected=rejected, repaired=repaired_ids, repair_attempted=[s.id for s in broken]
+        )
+
+    def _repair(self, job: StageJob, broken: list[Statement], parsed: ParsedQuestion) -> dict[str, RepairItem]:
+        payload = {
+            "items": [
+                {
+                    "statement_id": s.id,
+                    "statement": s.statement,
+                    "cloze_candidates": s.cloze_candidates,
+                    "source_text": source_text(s, parsed),
+                    "problems": [f"{f.code}: {f.message}" for f in s.findings if f.severity == "error"],
+                }
+                for s in broken
+            ]
+        }
+        prompt = load_prompt("repair")
+        request = LLMRequest(
+            task="repair",
+            system=prompt.text,
+            messages=[Message(role="user", content=json.dumps(payload, ensure_ascii=False, indent=1))],
+            output_schema=RepairAnswer.model_json_schema(),
+            schema_name="RepairAnswer",
+            context=payload,
+        )
+        answer, _ = job.ask(request, RepairAnswer)
+        wanted = {s.id for s in broken}
+        return {item.statement_id: item for item in answer.items if item.statement_id in wanted}
+
+
+def _errors(s: Statement) -> list[Finding]:
+    return [f for f in s.findings if f.severity == "error"]
+
+
+def _only_duplicate(s: Statement) -> bool:
+    return all(f.code == "duplicate" for f in _errors(s))

@@ -1,0 +1,213 @@
+"""Self-test: the official ``anthropic`` SDK talks to FakeAnthropicServer unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import pytest
+from anthropic.types import Message, MessageParam, TextBlock, TextBlockParam, ToolUseBlock
+
+from .anthropic_server import SPEND_LIMIT_MESSAGE, FakeAnthropicServer, Reply
+
+API_KEY = "sk-test-fake-0123456789"
+MODEL = "claude-test-model"
+SCHEMA = {
+    "type": "object",
+    "properties": {"answer": {"type": "string"}, "score": {"type": "integer"}},
+    "required": ["answer", "score"],
+    "additionalProperties": False,
+}
+SYSTEM: list[TextBlockParam] = [
+    {"type": "text", "text": "You write quiz items. " * 200, "cache_control": {"type": "ephemeral"}}
+]
+MESSAGES: list[MessageParam] = [{"role": "user", "content": "Give me an answer."}]
+
+
+def text_of(msg: Message) -> str:
+    block = msg.content[0]
+    assert isinstance(block, TextBlock)
+    return block.text
+
+
+_clients: list[anthropic.Anthropic] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _clients:
+        _clients.pop().close()
+
+
+@pytest.fixture
+def server() -> Iterator[FakeAnthropicServer]:
+    with FakeAnthropicServer() as srv:
+        yield srv
+
+
+def sync_client(server: FakeAnthropicServer, **kw: object) -> anthropic.Anthropic:
+    """A sync SDK client pointed at ``server`` (closed after the test)."""
+    client = anthropic.Anthropic(base_url=server.url, api_key=API_KEY, **kw)
+    _clients.append(client)
+    return client
+
+
+def test_structured_output_and_prompt_cache_accounting(server: FakeAnthropicServer) -> None:
+    obj = {"answer": "B", "score": 3}
+    server.enqueue(Reply.json_object(obj), Reply.json_object(obj))
+
+    async def call() -> Message:
+        async with anthropic.AsyncAnthropic(base_url=server.url, api_key=API_KEY) as client:
+            return await client.messages.create(
+                model=MODEL,
+                max_tokens=512,
+                system=SYSTEM,
+                messages=MESSAGES,
+                output_config={"format": {"type": "json_schema", "schema": SCHEMA}},
+            )
+
+    first = asyncio.run(call())
+    assert first.type == "message" and first.role == "assistant" and first.model == MODEL
+    assert first.id.startswith("msg_") and first.stop_reason == "end_turn"
+    assert json.loads(text_of(first)) == obj
+    u1 = first.usage
+    assert u1.input_tokens > 0 and u1.output_tokens > 0
+    assert u1.cache_creation_input_tokens and u1.cache_creation_input_tokens > 0
+    assert u1.cache_read_input_tokens == 0
+
+    second = asyncio.run(call())
+    assert json.loads(text_of(second)) == obj
+    assert second.usage.cache_read_input_tokens == u1.cache_creation_input_tokens
+    assert second.usage.cache_creation_input_tokens == 0
+
+    body = server.requests[0]["body"]
+    assert server.requests[0]["path"] == "/v1/messages"
+    assert body["output_config"]["format"]["schema"] == SCHEMA
+    assert body["system"][0]["cache_control"] == {"type": "ephemeral"}
+
+
+def test_forced_tool_use_returns_tool_use_block(server: FakeAnthropicServer) -> None:
+    obj = {"answer": "C", "score": 5}
+    server.enqueue(Reply.json_object(obj))
+    msg = sync_client(server).messages.create(
+        model=MODEL,
+        max_tokens=256,
+        messages=MESSAGES,
+        tools=[{"name": "record_item", "description": "Record it", "input_schema": SCHEMA}],
+        tool_choice={"type": "tool", "name": "record_item"},
+    )
+    block = msg.content[0]
+    assert isinstance(block, ToolUseBlock)
+    assert block.name == "record_item" and block.input == obj
+    assert block.id.startswith("toolu_") and msg.stop_reason == "tool_use"
+
+
+def test_rate_limit_retry_honours_retry_after(server: FakeAnthropicServer) -> None:
+    server.enqueue(Reply.rate_limited(retry_after=0.1), Reply.json_object({"ok": True}))
+    start = time.monotonic()
+    msg = sync_client(server, max_retries=2).messages.create(
+        model=MODEL, max_tokens=64, messages=MESSAGES
+    )
+    elapsed = time.monotonic() - start
+    assert json.loads(text_of(msg)) == {"ok": True}
+    assert len(server.requests) == 2
+    assert server.requests[1]["headers"]["x-stainless-retry-count"] == "1"
+    assert 0.1 <= elapsed < 0.37  # waited the header's 0.1 s, not the SDK's ~0.5 s default backoff
+
+
+def test_auth_and_spend_limit_errors(server: FakeAnthropicServer) -> None:
+    server.enqueue(Reply.auth_error())
+    with pytest.raises(anthropic.AuthenticationError) as auth:
+        sync_client(server).messages.create(model=MODEL, max_tokens=64, messages=MESSAGES)
+    assert auth.value.status_code == 401 and auth.value.request_id
+
+    server.enqueue(Reply.spend_limit())
+    with pytest.raises(anthropic.RateLimitError) as spend:
+        sync_client(server, max_retries=0).messages.create(
+            model=MODEL, max_tokens=64, messages=MESSAGES
+        )
+    assert "reached your specified API usage limits" in str(spend.value)
+    assert spend.value.body["error"]["message"] == SPEND_LIMIT_MESSAGE  # type: ignore[index]
+    assert len(server.requests) == 2  # no retries for either
+
+
+def test_other_errors_and_unknown_path(server: FakeAnthropicServer) -> None:
+    server.enqueue(Reply.overloaded(), Reply.server_error())
+    client = sync_client(server, max_retries=0)
+    with pytest.raises(anthropic.OverloadedError):
+        client.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES)
+    with pytest.raises(anthropic.InternalServerError):
+        client.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES)
+    with pytest.raises(anthropic.NotFoundError):
+        client.models.list()
+    assert client.messages.count_tokens(model=MODEL, messages=MESSAGES).input_tokens > 0
+
+
+def test_concurrent_requests_overlap() -> None:
+    async def main(server: FakeAnthropicServer) -> list[Message]:
+        async with anthropic.AsyncAnthropic(base_url=server.url, api_key=API_KEY) as client:
+            calls = [
+                client.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES)
+                for _ in range(16)
+            ]
+            return await asyncio.gather(*calls)
+
+    with FakeAnthropicServer(latency=0.2) as server:
+        start = time.monotonic()
+        results = asyncio.run(main(server))
+        elapsed = time.monotonic() - start
+    assert len(results) == 16 and len(server.requests) == 16
+    assert elapsed < 16 * 0.2 / 3
+    assert server.max_in_flight == 16
+
+
+def test_cache_is_created_by_concurrent_cold_requests_then_read() -> None:
+    async def main(server: FakeAnthropicServer, n: int) -> list[Message]:
+        async with anthropic.AsyncAnthropic(base_url=server.url, api_key=API_KEY) as client:
+            calls = [
+                client.messages.create(model=MODEL, max_tokens=64, system=SYSTEM, messages=MESSAGES)
+                for _ in range(n)
+            ]
+            return await asyncio.gather(*calls)
+
+    with FakeAnthropicServer(latency=0.1) as server:
+        cold = asyncio.run(main(server, 4))  # all in flight before any reply: no cache yet
+        warm = asyncio.run(main(server, 2))
+    assert all(m.usage.cache_creation_input_tokens for m in cold)
+    assert all(m.usage.cache_read_input_tokens == 0 for m in cold)
+    assert all(m.usage.cache_read_input_tokens for m in warm)
+    assert all(m.usage.cache_creation_input_tokens == 0 for m in warm)
+
+
+def test_responder_truncation_hang_and_key_only_in_headers() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def responder(body: dict[str, Any]) -> Reply:
+        seen.append(body)
+        return Reply.truncated('{"answer": "A", "sco')
+
+    with FakeAnthropicServer(responder=responder) as server:
+        msg = sync_client(server).messages.create(model=MODEL, max_tokens=8, messages=MESSAGES)
+        assert msg.stop_reason == "max_tokens" and text_of(msg) == '{"answer": "A", "sco'
+        assert seen and seen[0]["max_tokens"] == 8
+
+        server.enqueue(Reply.text("not json at all"))
+        msg = sync_client(server).messages.create(model=MODEL, max_tokens=8, messages=MESSAGES)
+        assert text_of(msg) == "not json at all" and msg.stop_reason == "end_turn"
+
+        server.enqueue(Reply.hang(2.0))
+        with pytest.raises(anthropic.APITimeoutError):
+            sync_client(server, max_retries=0, timeout=0.3).messages.create(
+                model=MODEL, max_tokens=8, messages=MESSAGES
+            )
+
+        # The key travels only in headers (x-api-key or Authorization: Bearer), never in a body.
+        for req in server.requests:
+            assert API_KEY not in json.dumps(req["body"])
+            auth = req["headers"].get("x-api-key") or req["headers"].get("authorization", "")
+            assert API_KEY in auth
