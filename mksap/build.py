@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from mksap import __version__
 from mksap.atomic import write_if_changed, write_json, write_text
 from mksap.bank import Question
+from mksap.cache import ResponseCache
 from mksap.errors import MksapError
 from mksap.registry import Registry
 from mksap.runtime import ProviderRuntime
@@ -43,10 +44,19 @@ class Build:
     failures_this_run: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, settings: Settings, *, notice: Callable[[str], None], registry: Registry | None = None) -> Build:
-        """The registry, provider runtime and stages for one invocation."""
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        notice: Callable[[str], None],
+        use_cache: bool = True,
+        refresh: bool = False,
+        registry: Registry | None = None,
+    ) -> Build:
+        """The registry, provider runtime, response cache and stages for one invocation."""
         registry = registry or Registry.load()
-        runtime = ProviderRuntime(settings, registry, notice=notice)
+        cache = ResponseCache(settings.llm_cache_dir, refresh=refresh, warn=notice) if use_cache else None
+        runtime = ProviderRuntime(settings, registry, cache=cache, notice=notice)
         return cls(settings, registry, runtime)
 
     def notices(self) -> list[str]:

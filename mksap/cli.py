@@ -71,18 +71,31 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the tasks that would run, and why.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress; only failures and the summary.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="If another build holds the state, wait for it.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Bypass the LLM response cache (no reads, no writes).")] = False,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Skip cache lookups and overwrite: a real regeneration.")] = False,
+    max_concurrency: Annotated[
+        int | None, typer.Option("--max-concurrency", help="LLM calls in flight at once [env MKSAP_MAX_CONCURRENCY].", show_default=False)
+    ] = None,
 ) -> None:
-    """Build every stale question of the named systems/questions (all by default)."""
+    """Build every stale question of the named systems/questions (all by default).
+
+    Only what changed is rebuilt: an edited question reruns its own tasks, an edited prompt
+    reruns that stage. Answers already paid for come from the LLM cache.
+    """
     from mksap.bank import parse_targets
     from mksap.build import Build
     from mksap.engine import plan, summary
     from mksap.engine import run as run_build
     from mksap.lock import BuildLock
     from mksap.progress import choose_progress
+    from mksap.usage import record_usage
 
-    settings = _settings(data=data, out=out, cache_dir=cache_dir, in_place=in_place, provider=provider, model=model, jobs=jobs)
+    settings = _settings(
+        data=data, out=out, cache_dir=cache_dir, in_place=in_place, provider=provider, model=model,
+        jobs=jobs, max_concurrency=max_concurrency,
+    )
     selection = parse_targets(targets or [], settings.data)
-    build = Build.open(settings, notice=lambda m: _err(f"mksap: {m}"))
+    build = Build.open(settings, notice=lambda m: _err(f"mksap: {m}"), use_cache=not no_cache, refresh=refresh)
     questions = selection.discover(settings.data)
     if not questions:
         raise MksapError(f"no question under {settings.data} matches {' '.join(targets or []) or 'anything'}")
@@ -102,13 +115,8 @@ def run(
         finally:
             build.runtime.close()
         _err(summary(report, build) + f" in {time.monotonic() - t0:.1f}s")
-        for (name, mdl), totals in build.runtime.totals.items():
-            if totals.calls or totals.cache_hits:
-                u = totals.usage
-                _err(
-                    f"{name}/{mdl}: {totals.calls} calls, {totals.cache_hits} cache hits, "
-                    f"{u.input_tokens} in / {u.output_tokens} out tokens"
-                )
+        for line in record_usage(settings, build.runtime):
+            _err(line)
     if report.exit_code:
         raise typer.Exit(report.exit_code)
 
@@ -206,6 +214,47 @@ def config(
     for r in rows:
         print(f"{r['name']:<16} {r['value']:<48} {r['source']}")
     print(f"(user config file: {user_config_file(os.environ)})")
+
+
+cache_app = typer.Typer(help="The LLM response cache: stats, clear, prune.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+def _cache() -> Any:
+    from mksap.cache import ResponseCache
+
+    return ResponseCache(_settings().llm_cache_dir)
+
+
+@cache_app.command("stats")
+def cache_stats(as_json: JsonOut = False) -> None:
+    """Entries, size on disk, and hits/misses of the last run."""
+    stats = _cache().stats()
+    if as_json:
+        print(_envelope("cache-stats", stats.model_dump()))
+        return
+    last = stats.last_run
+    print(f"location: {stats.location}")
+    print(f"entries:  {stats.entries}")
+    print(f"size:     {stats.size_bytes / 1e6:.1f} MB")
+    print(f"last run: {last.get('hits', 0)} hits, {last.get('misses', 0)} misses")
+
+
+@cache_app.command("clear")
+def cache_clear() -> None:
+    """Delete every cached answer (they will be paid for again)."""
+    print(f"removed {_cache().clear()} entries")
+
+
+@cache_app.command("prune")
+def cache_prune(
+    older_than: Annotated[str, typer.Option("--older-than", help="Age like 30d, 12h, 2w.")] = "30d",
+) -> None:
+    """Delete answers not used for longer than --older-than."""
+    from mksap.cache import parse_age
+
+    age = parse_age(older_than)
+    print(f"removed {_cache().prune(age)} entries unused for {older_than}")
 
 
 def main(argv: list[str] | None = None) -> int:

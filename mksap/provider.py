@@ -90,6 +90,10 @@ class Provider(ABC):
         not be made, `StageError` when the model answered but unusably.
         """
 
+    def estimate_cost(self, usage: Usage) -> float | None:
+        """Estimated USD for `usage` at this provider's list prices, or None if unknown."""
+        return None
+
     async def aclose(self) -> None:
         """Release connections or child processes. Called once at the end of a run."""
 

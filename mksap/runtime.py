@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from mksap.errors import AnswerError, ProviderStopError
+from mksap.limits import RateLimiter
 from mksap.provider import LLMRequest, LLMResponse, Provider, Usage
 from mksap.registry import Registry
 from mksap.settings import Settings
@@ -71,6 +72,7 @@ class ProviderRuntime:
         self._start_lock = threading.Lock()
         self._inflight: dict[str, asyncio.Future[LLMResponse]] = {}
         self._semaphore: asyncio.Semaphore | None = None
+        self._limiter: RateLimiter | None = None
         self.totals: dict[tuple[str, str], ProviderTotals] = {}
         self._announced = False
 
@@ -84,6 +86,12 @@ class ProviderRuntime:
         """(provider chain, model of the first provider): what a stage's output depends on."""
         first = self.providers()[0]
         return ",".join(self.names), first.model
+
+    def estimate_cost(self, name: str, model: str, usage: Usage) -> float | None:
+        for p in self.providers():
+            if p.name == name:
+                return p.estimate_cost(usage)
+        return None
 
     # -- thread side -----------------------------------------------------------------------
     def complete(self, request: LLMRequest, accept: Accept | None = None) -> LLMResponse:
@@ -124,7 +132,9 @@ class ProviderRuntime:
         loop.call_soon_threadsafe(cancel)
 
     def close(self) -> None:
-        """Close providers and stop the loop thread."""
+        """Close providers, record cache statistics, stop the loop thread."""
+        if self.cache is not None:
+            self.cache.save_run_stats()
         loop = self._loop
         if loop is None:
             return
@@ -193,12 +203,18 @@ class ProviderRuntime:
                 return hit.model_copy(update={"from_cache": True})
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self.settings.max_concurrency)
+            self._limiter = RateLimiter(self.settings.rpm, self.settings.tpm)
         async with self._semaphore:
+            if not provider.local:
+                assert self._limiter is not None
+                await self._limiter.acquire(_estimate_tokens(request))
             try:
                 response = await provider.complete(request)
             except BaseException:
                 totals.failures += 1
                 raise
+        if not provider.local and self._limiter is not None:
+            self._limiter.tokens.charge(response.usage.output_tokens)
         totals.calls += 1
         totals.usage = totals.usage + response.usage
         if accept is not None:
@@ -221,3 +237,9 @@ def _first_error(e: ValidationError) -> str:
     err = e.errors()[0]
     where = ".".join(str(x) for x in err["loc"]) or "answer"
     return f"schema mismatch at {where}: {err['msg']}"
+
+
+def _estimate_tokens(request: LLMRequest) -> int:
+    """About four characters a token: enough to pace a tokens-per-minute limit."""
+    chars = len(request.system) + sum(len(m.content) for m in request.messages)
+    return chars // 4 + 1
