@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,13 @@ class Build:
         return cls(settings, registry, runtime)
 
     def notices(self) -> list[str]:
-        """One-time notices stages want the user to see (e.g. a fallback in use)."""
-        return [n for s in self.stages for n in getattr(s, "notices", lambda: [])()]
+        """One-time notices: plugins that failed to load (never skipped silently), and what
+        stages want the user to see (e.g. a fallback in use)."""
+        broken = [
+            f"plugin {f.source} ({f.package}) failed to load and is not used: {f.error}"
+            for f in self.registry.failures
+        ]
+        return broken + [n for s in self.stages for n in getattr(s, "notices", lambda: [])()]
 
     def __post_init__(self) -> None:
         self.stages = [cls(self.settings) for cls in self.registry.stages()]
@@ -118,18 +124,29 @@ class Build:
 
     # -- tasks ------------------------------------------------------------------------------
     def task_dict(self, stage: Stage, q: Question) -> dict[str, Any]:
-        deps = [str(self.fingerprint_file(stage))]
+        # Plain strings, not Paths: this runs 8 times per question on every invocation,
+        # and pathlib joins were a third of a no-op rebuild.
+        qdir = f"{self.build_dir}/{q.system}/{q.qid}"
+        deps = [f"{self.build_dir}/fingerprints/{stage.name}.json"]
         if stage.reads_source:
             deps += [str(p) for p in q.source_files()]
-        deps += [str(self.artifact(need, q)) for need in stage.needs]
-        return {
+        deps += [f"{qdir}/{need}.json" for need in stage.needs]
+        target = str(self.output_path(q)) if stage.final else f"{qdir}/{stage.name}.json"
+        task: dict[str, Any] = {
             "name": q.qid,
             "actions": [(self.execute, [stage, q])],
             "file_dep": deps,
-            "targets": [str(self.target(stage, q))],
+            "targets": [target],
             "io": {"capture": False},
             "verbosity": 0,
         }
+        if stage.final and self.settings.in_place:
+            # The output is the question file itself, which the source-reading stage depends
+            # on: as a doit target it would make that stage depend on this one (a cycle).
+            # So no target; instead the task is up to date only while the file holds output.
+            task["targets"] = []
+            task["uptodate"] = [partial(holds_output, q.json_path)]
+        return task
 
     def task_namespace(self, questions: list[Question]) -> dict[str, Callable[[], Iterator[dict[str, Any]]]]:
         """`task_<stage>` generators for doit's loader, one subtask per question."""
@@ -188,6 +205,14 @@ class Build:
             if path.exists():
                 return stage.name, path.read_text(encoding="utf-8").strip()
         return None
+
+
+def holds_output(path: Path) -> bool:
+    """Whether an in-place question file still holds mksap's output (cheap: no JSON parse)."""
+    try:
+        return b'"true_statements"' in path.read_bytes()
+    except OSError:
+        return False
 
 
 def _doc(stage: Stage) -> str:

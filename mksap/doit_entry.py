@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import gc
 import signal
 import sys
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from mksap.bank import discover
 from mksap.build import Build
 from mksap.engine import RunReport, doit_config, make_reporter, summary
+from mksap.errors import MksapError
 from mksap.lock import BuildLock
 from mksap.progress import choose_progress
 from mksap.settings import load_settings
@@ -28,6 +30,7 @@ def _on_term(signum: int, frame: Any) -> None:
 
 def dodo_namespace(argv: list[str] | None = None) -> dict[str, Any]:
     argv = sys.argv if argv is None else argv
+    gc.disable()  # re-enabled by the reporter once tasks are loaded (see engine.quiet_collector)
     settings = load_settings().settings
 
     def notice(message: str) -> None:
@@ -35,7 +38,11 @@ def dodo_namespace(argv: list[str] | None = None) -> dict[str, Any]:
 
     build = Build.open(settings, notice=notice)
     if _command(argv) not in READ_ONLY_COMMANDS:
-        lock = BuildLock(settings.build_dir()).acquire()
+        try:
+            lock = BuildLock(settings.build_dir()).acquire()
+        except MksapError as e:  # refuse at once, as `mksap run` does: a message, not a traceback
+            notice(f"error: {e}")
+            raise SystemExit(e.exit_code) from None
         atexit.register(lock.release)
         signal.signal(signal.SIGTERM, _on_term)
         for line in build.notices():

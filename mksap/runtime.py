@@ -139,9 +139,9 @@ class ProviderRuntime:
         if loop is None:
             return
         if self._providers:
-            closing = asyncio.gather(*(p.aclose() for p in self._providers), return_exceptions=True)
+            closing = asyncio.run_coroutine_threadsafe(_close_all(self._providers), loop)
             try:
-                asyncio.run_coroutine_threadsafe(_await(closing), loop).result(timeout=10)
+                closing.result(timeout=10)
             except Exception:  # closing is best effort; the process is ending
                 pass
         loop.call_soon_threadsafe(loop.stop)
@@ -229,8 +229,8 @@ class ProviderRuntime:
         return response
 
 
-async def _await(awaitable: asyncio.Future[object]) -> object:
-    return await awaitable
+async def _close_all(providers: list[Provider]) -> None:
+    await asyncio.gather(*(p.aclose() for p in providers), return_exceptions=True)
 
 
 def _first_error(e: ValidationError) -> str:

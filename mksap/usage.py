@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from mksap.atomic import write_json
+from mksap.provider import Usage
 from mksap.runtime import ProviderRuntime
 from mksap.settings import Settings
 
@@ -31,11 +32,11 @@ def record_usage(settings: Settings, runtime: ProviderRuntime) -> list[str]:
             f"{u.input_tokens} in, {u.output_tokens} out, {u.cache_creation_input_tokens} cache write, "
             f"{u.cache_read_input_tokens} cache read" + (f"; est. ${cost:.4f}" if cost is not None else "")
         )
-        entry = ledger.setdefault(f"{name}/{model}", {"calls": 0, "cache_hits": 0, "cost_usd": 0.0, **dict.fromkeys(u.model_fields, 0)})
+        entry = ledger.setdefault(f"{name}/{model}", {"calls": 0, "cache_hits": 0, "cost_usd": 0.0, **dict.fromkeys(Usage.model_fields, 0)})
         entry["calls"] += t.calls
         entry["cache_hits"] += t.cache_hits
         entry["cost_usd"] = round(entry["cost_usd"] + (cost or 0.0), 6)
-        for k in u.model_fields:
+        for k in Usage.model_fields:
             entry[k] += getattr(u, k)
     if lines:
         write_json(path, ledger)
