@@ -135,19 +135,27 @@ def status(
     from mksap.bank import parse_targets
     from mksap.build import Build
     from mksap.status import question_states
+    from mksap.usage import usage_totals
 
     settings = _settings(data=data, out=out, cache_dir=cache_dir, in_place=in_place, provider=provider)
     build = Build.open(settings, notice=lambda m: None)
     questions = parse_targets(targets or [], settings.data).discover(settings.data)
     report = question_states(build, questions)
+    usage = usage_totals(settings)
     if as_json:
-        print(_envelope("status", report.model_dump(mode="json")))
+        print(_envelope("status", {**report.model_dump(mode="json"), "usage": usage}))
         return
     print(f"{'system':<8}{'up to date':>12}{'stale':>8}{'failed':>8}{'never built':>13}")
     for system, c in report.systems.items():
         print(f"{system:<8}{c['up-to-date']:>12}{c['stale']:>8}{c['failed']:>8}{c['never built']:>13}")
     for f in report.failures:
         print(f"FAILED {f.qid} ({f.stage}): {f.reason}")
+    for name, u in usage.items():
+        print(
+            f"usage {name}: {u['calls']} calls, {u['cache_hits']} cache hits, {u['input_tokens']} in / "
+            f"{u['output_tokens']} out / {u['cache_creation_input_tokens']} cache-write / "
+            f"{u['cache_read_input_tokens']} cache-read tokens, est. ${u['cost_usd']:.2f} (all runs)"
+        )
 
 
 @app.command()
