@@ -1,6 +1,6 @@
 """Generate a bank of N questions by copying the bundled examples under new question ids.
 
-    python bench/make_bank.py OUT_DIR [N]      (default N = 2200)
+python bench/make_bank.py OUT_DIR [N]      (default N = 2200)
 """
 
 from __future__ import annotations
@@ -16,8 +16,12 @@ from mksap.bank import QUESTION_ID
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def make_bank(out: Path, n: int) -> list[str]:
-    """Copy example questions round-robin into `out`, renumbering ids; returns the new ids."""
+def make_bank(out: Path, n: int, *, unique: bool = True) -> list[str]:
+    """Copy example questions round-robin into `out`, renumbering ids; returns the new ids.
+
+    With `unique`, each copy's critique and key points get a sentence of their own, so every
+    question makes its own LLM requests (as a real bank does); tables stay shared.
+    """
     sources = sorted(p for p in EXAMPLES.glob("*/*/*.json"))
     if out.exists():
         shutil.rmtree(out)
@@ -31,6 +35,10 @@ def make_bank(out: Path, n: int) -> list[str]:
         (folder / src.name).unlink()
         doc = json.loads(src.read_text(encoding="utf-8"))
         doc["question_id"] = qid
+        if unique:
+            doc["critique"] += f" Guideline item {i} recommends reassessing the response to treatment periodically."
+            if doc.get("key_points"):
+                doc["key_points"][0] += f" Guideline item {i} applies."
         (folder / f"{qid}.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         made.append(qid)
     return made

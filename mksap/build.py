@@ -10,7 +10,9 @@ Layout of build state (all derived, safe to delete):
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -177,7 +179,9 @@ class Build:
         except MksapError as e:
             return self._fail(stage, q, failure, str(e))
         data = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
-        write_json(self.target(stage, q), data)
+        target = self.target(stage, q)
+        sweep_temporaries(target)
+        write_json(target, data, compact=not stage.final)
         failure.unlink(missing_ok=True)
         return None
 
@@ -205,6 +209,19 @@ class Build:
             if path.exists():
                 return stage.name, path.read_text(encoding="utf-8").strip()
         return None
+
+
+def sweep_temporaries(path: Path) -> None:
+    """Remove `.<name>.*.tmp` files a killed run left beside `path` (atomic writes that never
+    got renamed). Only this task writes `path`, and the build lock keeps other runs out."""
+    try:
+        with os.scandir(path.parent) as it:
+            stale = [e.path for e in it if e.name.startswith(f".{path.name}.") and e.name.endswith(".tmp")]
+    except FileNotFoundError:
+        return
+    for tmp in stale:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def holds_output(path: Path) -> bool:

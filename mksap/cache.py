@@ -41,7 +41,10 @@ def check_private(path: Path) -> None:
     """Refuse a cache folder other users could plant pickles in."""
     st = path.stat()
     if st.st_uid != os.getuid():
-        raise CacheError(f"cache folder {path} is owned by another user (uid {st.st_uid}); set MKSAP_LLM_CACHE_DIR (or llm_cache_dir in config) to a folder of your own")
+        raise CacheError(
+            f"cache folder {path} is owned by another user (uid {st.st_uid}); "
+            "set MKSAP_LLM_CACHE_DIR (or llm_cache_dir in config) to a folder of your own"
+        )
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise CacheError(f"cache folder {path} is writable by other users; run: chmod 700 {path}")
 

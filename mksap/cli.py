@@ -31,13 +31,16 @@ app = typer.Typer(
 Data = Annotated[Path | None, typer.Option("--data", help="Question bank folder [env MKSAP_DATA].", show_default=False)]
 Out = Annotated[Path | None, typer.Option("--out", help="Output tree [env MKSAP_OUT].", show_default=False)]
 CacheDir = Annotated[
-    Path | None, typer.Option("--cache-dir", help="Build state: artifacts, doit DB [env MKSAP_CACHE_DIR].", show_default=False)
+    Path | None,
+    typer.Option("--cache-dir", help="Build state: artifacts, doit DB [env MKSAP_CACHE_DIR].", show_default=False),
 ]
 InPlace = Annotated[
-    bool | None, typer.Option("--in-place/--no-in-place", help="Write statements into the input files.", show_default=False)
+    bool | None,
+    typer.Option("--in-place/--no-in-place", help="Write statements into the input files.", show_default=False),
 ]
 ProviderOpt = Annotated[
-    str | None, typer.Option("--provider", help="Provider or fallback chain 'a,b' [env MKSAP_PROVIDER].", show_default=False)
+    str | None,
+    typer.Option("--provider", help="Provider or fallback chain 'a,b' [env MKSAP_PROVIDER].", show_default=False),
 ]
 Targets = Annotated[list[str] | None, typer.Argument(help="System codes (cv en) and/or question ids; none = all.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output (a versioned envelope).")]
@@ -65,16 +68,28 @@ def run(
     cache_dir: CacheDir = None,
     in_place: InPlace = None,
     provider: ProviderOpt = None,
-    model: Annotated[str | None, typer.Option("--model", help="Model name [env MKSAP_MODEL].", show_default=False)] = None,
-    jobs: Annotated[int | None, typer.Option("-j", "--jobs", help="doit worker threads [env MKSAP_JOBS, default 8].", show_default=False)] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model name [env MKSAP_MODEL].", show_default=False)
+    ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option("-j", "--jobs", help="doit worker threads [env MKSAP_JOBS, default 8].", show_default=False),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild the named targets even if up to date.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the tasks that would run, and why.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress; only failures and the summary.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="If another build holds the state, wait for it.")] = False,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Bypass the LLM response cache (no reads, no writes).")] = False,
-    refresh: Annotated[bool, typer.Option("--refresh", help="Skip cache lookups and overwrite: a real regeneration.")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Bypass the LLM response cache (no reads, no writes).")
+    ] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Skip cache lookups and overwrite: a real regeneration.")
+    ] = False,
     max_concurrency: Annotated[
-        int | None, typer.Option("--max-concurrency", help="LLM calls in flight at once [env MKSAP_MAX_CONCURRENCY].", show_default=False)
+        int | None,
+        typer.Option(
+            "--max-concurrency", help="LLM calls in flight at once [env MKSAP_MAX_CONCURRENCY].", show_default=False
+        ),
     ] = None,
 ) -> None:
     """Build every stale question of the named systems/questions (all by default).
@@ -91,8 +106,14 @@ def run(
     from mksap.usage import record_usage
 
     settings = _settings(
-        data=data, out=out, cache_dir=cache_dir, in_place=in_place, provider=provider, model=model,
-        jobs=jobs, max_concurrency=max_concurrency,
+        data=data,
+        out=out,
+        cache_dir=cache_dir,
+        in_place=in_place,
+        provider=provider,
+        model=model,
+        jobs=jobs,
+        max_concurrency=max_concurrency,
     )
     selection = parse_targets(targets or [], settings.data)
     build = Build.open(settings, notice=lambda m: _err(f"mksap: {m}"), use_cache=not no_cache, refresh=refresh)
@@ -206,9 +227,9 @@ def config(
     as_json: JsonOut = False,
 ) -> None:
     """Each effective setting and where it came from (flag, env, mksap.toml, user config, default)."""
-    from mksap.settings import Settings, load_settings, user_config_file
-
     import os
+
+    from mksap.settings import Settings, load_settings, user_config_file
 
     resolved = load_settings(dict(data=data, out=out, cache_dir=cache_dir, in_place=in_place, provider=provider))
     rows = []
@@ -226,6 +247,11 @@ def config(
 
 cache_app = typer.Typer(help="The LLM response cache: stats, clear, prune.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
+
+from mksap.export_cli import export_app, review  # noqa: E402  (it imports the option aliases above)
+
+app.add_typer(export_app, name="export")
+app.command()(review)
 
 
 def _cache() -> Any:

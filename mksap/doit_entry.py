@@ -20,8 +20,9 @@ READ_ONLY_COMMANDS = {"list", "info", "help", "dumpdb", "tabcompletion"}
 
 
 def _command(argv: list[str]) -> str:
-    words = [a for a in argv[1:] if not a.startswith("-")]
-    return words[0] if words else "run"
+    """The doit command in `argv` (option values such as `-f dodo.py` are not commands)."""
+    commands = READ_ONLY_COMMANDS | {"run", "forget", "ignore", "clean", "auto", "strace", "reset-dep"}
+    return next((a for a in argv[1:] if a in commands), "run")
 
 
 def _on_term(signum: int, frame: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from functools import cache
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
@@ -45,6 +46,13 @@ class LLMRequest(BaseModel):
             separators=(",", ":"),
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@cache
+def schema_of(answer: type[BaseModel]) -> dict[str, Any]:
+    """The JSON schema of an answer model, computed once (pydantic takes ~2 ms a call).
+    Treat the result as read-only: it is shared."""
+    return answer.model_json_schema()
 
 
 class Usage(BaseModel):

@@ -50,7 +50,7 @@ class Settings(BaseModel):
     provider: str = Field(
         "auto", description="provider name, or a fallback chain 'a,b'; auto = anthropic if a key is set, else offline"
     )
-    model: str = Field("claude-sonnet-4-5", description="model name passed to the provider")
+    model: str = Field("claude-sonnet-4-6", description="model name passed to the provider")
     base_url: str | None = Field(None, description="Messages API base URL (local servers too)")
     api_key: SecretStr | None = Field(None, description="API key (prefer ANTHROPIC_API_KEY)")
     jobs: int = Field(8, ge=1, le=256, description="doit worker threads")
@@ -60,6 +60,12 @@ class Settings(BaseModel):
     call_timeout: float = Field(300.0, gt=0, description="overall deadline for one LLM call, seconds")
     nlp_model: str = Field("en_core_sci_sm", description="spaCy/scispaCy model: package name or path")
     keep_rejected: bool = Field(False, description="keep statements failing validation, flagged")
+    prices: dict[str, tuple[float, float, float, float]] = Field(
+        default_factory=dict,
+        description="USD per million tokens (input, output, cache write, cache read) by model; "
+        "overrides the provider's built-in table (JSON in MKSAP_PRICES)",
+    )
+    prices_date: str | None = Field(None, description="when the `prices` above were checked")
 
     def build_dir(self) -> Path:
         return self.cache_dir / "build"
@@ -110,8 +116,19 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     for name in Settings.model_fields:
         raw = env.get(ENV_PREFIX + name.upper())
         if raw is not None and raw != "":
-            values[name] = raw
+            values[name] = _decode_structured(name, raw) if name == "prices" else raw
     return values
+
+
+def _decode_structured(name: str, raw: str) -> Any:
+    import json
+
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{ENV_PREFIX}{name.upper()} must be JSON, e.g. '{{\"claude-sonnet-4-6\": [3, 15, 3.75, 0.3]}}'"
+        ) from None
 
 
 def load_settings(

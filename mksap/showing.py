@@ -29,7 +29,7 @@ def mark(statement: str, candidates: list[str]) -> str:
     for cand in sorted(candidates, key=len, reverse=True):
         i = statement.find(cand)
         if i >= 0 and "[" not in statement[i : i + len(cand)]:
-            statement = f"{statement[:i]}[{cand}]{statement[i + len(cand):]}"
+            statement = f"{statement[:i]}[{cand}]{statement[i + len(cand) :]}"
     return statement
 
 

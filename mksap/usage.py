@@ -32,7 +32,9 @@ def record_usage(settings: Settings, runtime: ProviderRuntime) -> list[str]:
             f"{u.input_tokens} in, {u.output_tokens} out, {u.cache_creation_input_tokens} cache write, "
             f"{u.cache_read_input_tokens} cache read" + (f"; est. ${cost:.4f}" if cost is not None else "")
         )
-        entry = ledger.setdefault(f"{name}/{model}", {"calls": 0, "cache_hits": 0, "cost_usd": 0.0, **dict.fromkeys(Usage.model_fields, 0)})
+        entry = ledger.setdefault(
+            f"{name}/{model}", {"calls": 0, "cache_hits": 0, "cost_usd": 0.0, **dict.fromkeys(Usage.model_fields, 0)}
+        )
         entry["calls"] += t.calls
         entry["cache_hits"] += t.cache_hits
         entry["cost_usd"] = round(entry["cost_usd"] + (cost or 0.0), 6)

@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
@@ -221,8 +220,18 @@ PROGRAM = textwrap.dedent(
 def _run_copy(code_dir: Path, *args: str) -> str:
     env = {**os.environ, "PYTHONPATH": str(code_dir)}
     out = subprocess.run(
-        [sys.executable, "-c", PROGRAM + "\nimport mksap; assert mksap.__file__.startswith(sys.argv[3])", *args, str(code_dir)],
-        env=env, cwd=code_dir, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            PROGRAM + "\nimport mksap; assert mksap.__file__.startswith(sys.argv[3])",
+            *args,
+            str(code_dir),
+        ],
+        env=env,
+        cwd=code_dir,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return out.stdout.strip()
 

@@ -52,7 +52,9 @@ class BrokeProvider(Provider):
         raise ProviderStopError("broke: usage limit reached; top up the account")
 
 
-def make_runtime(tmp_path: Path, provider: str, notices: list[str] | None = None, **settings: object) -> ProviderRuntime:
+def make_runtime(
+    tmp_path: Path, provider: str, notices: list[str] | None = None, **settings: object
+) -> ProviderRuntime:
     module = types.ModuleType("test_providers")
 
     def register_providers(register):  # type: ignore[no-untyped-def]
@@ -69,7 +71,11 @@ def make_runtime(tmp_path: Path, provider: str, notices: list[str] | None = None
 
 def req(i: int) -> LLMRequest:
     return LLMRequest(
-        task="statements", system="s", messages=[Message(role="user", content=str(i))], output_schema={}, schema_name="X"
+        task="statements",
+        system="s",
+        messages=[Message(role="user", content=str(i))],
+        output_schema={},
+        schema_name="X",
     )
 
 

@@ -107,7 +107,9 @@ class OfflineProvider(Provider):
             }
         else:  # repair: drop option references; what cannot be fixed by rules stays as it is
             data = {"items": [self._repair(item) for item in ctx.get("items", [])]}
-        return LLMResponse(data=data, raw_text=json.dumps(data, ensure_ascii=False), provider=self.name, model=self.model)
+        return LLMResponse(
+            data=data, raw_text=json.dumps(data, ensure_ascii=False), provider=self.name, model=self.model
+        )
 
     @staticmethod
     def _repair(item: dict[str, Any]) -> dict[str, Any]:

@@ -13,5 +13,14 @@ def register_stages(register: Register) -> None:
     from mksap_plugins.stages.tables import TablesStage
     from mksap_plugins.stages.validate import ValidateStage
 
-    for stage in (ParseStage, NlpStage, CritiqueStage, KeyPointsStage, TablesStage, ClozeStage, ValidateStage, AssembleStage):
+    for stage in (
+        ParseStage,
+        NlpStage,
+        CritiqueStage,
+        KeyPointsStage,
+        TablesStage,
+        ClozeStage,
+        ValidateStage,
+        AssembleStage,
+    ):
         register(stage)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 
-from mksap.statements import Finding, Statement
 from mksap_plugins.stages.keypoints import similarity
 from mksap_plugins.stages.nlp_rules import NEGATION_CUES
 
+from mksap.statements import Finding, Statement
+
 MAX_WORDS = 35
-_CASE = re.compile(
-    r"\b(this|the|our) (patient|woman|man|case|vignette)\b|\b(she|he|her|his|him)\b|\d+-year-old", re.I
-)
+_CASE = re.compile(r"\b(this|the|our) (patient|woman|man|case|vignette)\b|\b(she|he|her|his|him)\b|\d+-year-old", re.I)
 _SOURCE_REF = re.compile(
     r"\boption [A-E]\b|\(option|\b(the|this) (critique|question|explanation|answer choice)\b|"
     r"\bcorrect answer\b|\bincorrect answer\b",

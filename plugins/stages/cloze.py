@@ -10,16 +10,16 @@ import json
 import re
 from typing import Any
 
-from pydantic import BaseModel
-
-from mksap.provider import LLMRequest, Message
-from mksap.stage import Stage, StageJob
-from mksap.statements import ClozeAnswer, Statement
 from mksap_plugins.stages.critique import CritiqueStage, ExtractedStatements
 from mksap_plugins.stages.keypoints import KeyPointsStage
 from mksap_plugins.stages.nlp_rules import STOPWORDS, analyse
 from mksap_plugins.stages.prompts import load_prompt
 from mksap_plugins.stages.tables import TablesStage
+from pydantic import BaseModel
+
+from mksap.provider import LLMRequest, Message, schema_of
+from mksap.stage import Stage, StageJob
+from mksap.statements import ClozeAnswer, Statement
 
 MAX_CANDIDATES = 5
 
@@ -91,7 +91,7 @@ class ClozeStage(Stage):
             task="cloze",
             system=prompt.text,
             messages=[Message(role="user", content=json.dumps(payload, ensure_ascii=False, indent=1))],
-            output_schema=ClozeAnswer.model_json_schema(),
+            output_schema=schema_of(ClozeAnswer),
             schema_name="ClozeAnswer",
             context=payload,
         )

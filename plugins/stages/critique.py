@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
-
-from mksap.stage import Stage, StageJob
-from mksap.statements import Statement
 from mksap_plugins.stages.extraction import extract
 from mksap_plugins.stages.nlp import NlpAnalysis, NlpStage
 from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 from mksap_plugins.stages.prompts import load_prompt
+from pydantic import BaseModel
+
+from mksap.stage import Stage, StageJob
+from mksap.statements import Statement
 
 
 class ExtractedStatements(BaseModel):

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mksap.provider import LLMRequest, Message
+from mksap_plugins.stages.prompts import Prompt
+
+from mksap.provider import LLMRequest, Message, schema_of
 from mksap.stage import StageJob
 from mksap.statements import SourceKind, Statement, StatementDrafts
-from mksap_plugins.stages.prompts import Prompt
 
 
 def statements_request(prompt: Prompt, payload: dict[str, Any], *, max_tokens: int = 4096) -> LLMRequest:
@@ -18,7 +19,7 @@ def statements_request(prompt: Prompt, payload: dict[str, Any], *, max_tokens: i
         task="statements",
         system=prompt.text,
         messages=[Message(role="user", content=json.dumps(payload, ensure_ascii=False, indent=1))],
-        output_schema=StatementDrafts.model_json_schema(),
+        output_schema=schema_of(StatementDrafts),
         schema_name="StatementDrafts",
         context=payload,
         max_tokens=max_tokens,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mksap.stage import Stage, StageJob
-from mksap.statements import Statement
 from mksap_plugins.stages.critique import CritiqueStage, ExtractedStatements, sentence_payload
 from mksap_plugins.stages.extraction import extract
 from mksap_plugins.stages.nlp import NlpAnalysis, NlpStage
 from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 from mksap_plugins.stages.prompts import load_prompt
+
+from mksap.stage import Stage, StageJob
+from mksap.statements import Statement
 
 NEAR_DUPLICATE = 0.8
 

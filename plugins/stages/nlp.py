@@ -11,11 +11,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from mksap_plugins.stages.nlp_rules import SentenceInfo, Term, analyse
+from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 from pydantic import BaseModel, Field
 
 from mksap.stage import Stage, StageJob
-from mksap_plugins.stages.nlp_rules import SentenceInfo, Term, analyse
-from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 
 INSTALL_HINT = (
     "install a scispaCy model from its release tarball, e.g. "
@@ -61,7 +61,9 @@ class NlpStage(Stage):
 
     def notices(self) -> list[str]:
         if self.tier == "rules":
-            return [f"NLP: spaCy model '{self.settings.nlp_model}' not installed, using the rule-based tier; {INSTALL_HINT}"]
+            return [
+                f"NLP: spaCy model '{self.settings.nlp_model}' not installed, using the rule-based tier; {INSTALL_HINT}"
+            ]
         return []
 
     def _pipeline(self) -> Any:

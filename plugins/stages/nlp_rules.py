@@ -28,7 +28,8 @@ _NEG = re.compile(r"\b(" + "|".join(re.escape(c) for c in sorted(NEGATION_CUES, 
 _NUMBER = re.compile(
     r"(?:[≥≤<>]=?\s?|(?:greater|less|more|fewer) than (?:or equal to )?)?"
     r"\d+(?:[.,]\d+)?(?:\s?(?:–|-|to)\s?\d+(?:\.\d+)?)?"
-    r"(?:\s?(?:%|mg/dL|mmol/L|mm Hg|mg|g/dL|mL/min/1\.73 m²|mL/min|U/L|ng/mL|µg/L|μg/dL|kg/m²|years?|months?|weeks?|days?|hours?|cm|mm|mEq/L|IU|units?))?"
+    r"(?:\s?(?:%|mg/dL|mmol/L|mm Hg|mg|g/dL|mL/min/1\.73 m²|mL/min|U/L|ng/mL|µg/L|μg/dL|kg/m²"
+    r"|years?|months?|weeks?|days?|hours?|cm|mm|mEq/L|IU|units?))?"
 )
 _ABBREV = re.compile(r"\(([A-Za-z][A-Za-z0-9\-]{1,9}s?)\)")
 _WORD = re.compile(r"[A-Za-z0-9][\w\-–'/]*")

@@ -17,7 +17,10 @@ class Prompt:
 
     def fingerprint(self) -> dict[str, str]:
         """What a stage's configuration records: the version and a digest of the full text."""
-        return {"prompt_version": f"{self.name}@{self.version}", "prompt_sha256": hashlib.sha256(self.text.encode()).hexdigest()}
+        return {
+            "prompt_version": f"{self.name}@{self.version}",
+            "prompt_sha256": hashlib.sha256(self.text.encode()).hexdigest(),
+        }
 
 
 @cache

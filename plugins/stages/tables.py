@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from mksap.stage import Stage, StageJob
 from mksap_plugins.stages.critique import ExtractedStatements
 from mksap_plugins.stages.extraction import extract
 from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 from mksap_plugins.stages.prompts import load_prompt
+
+from mksap.stage import Stage, StageJob
 
 
 class TablesStage(Stage):

@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel, Field
-
-from mksap.provider import LLMRequest, Message
-from mksap.stage import Stage, StageJob
-from mksap.statements import Finding, Statement
 from mksap_plugins.stages.checks import check, duplicates
 from mksap_plugins.stages.cloze import ClozedStatements, ClozeStage, normalise, select_candidates
 from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 from mksap_plugins.stages.prompts import load_prompt
+from pydantic import BaseModel, Field
+
+from mksap.provider import LLMRequest, Message, schema_of
+from mksap.stage import Stage, StageJob
+from mksap.statements import Finding, Statement
 
 
 class RepairItem(BaseModel):
@@ -89,7 +89,11 @@ class ValidateStage(Stage):
                     updated.append(s)
                     continue
                 text = normalise(fix.statement)
-                updated.append(s.model_copy(update={"statement": text, "cloze_candidates": select_candidates(text, fix.cloze_candidates)}))
+                updated.append(
+                    s.model_copy(
+                        update={"statement": text, "cloze_candidates": select_candidates(text, fix.cloze_candidates)}
+                    )
+                )
             statements = self._findings(updated, parsed)
             repaired_ids = [s.id for s in statements if s.id in fixes and not _errors(s)]
         accepted = [s for s in statements if not _errors(s) or self.settings.keep_rejected]
@@ -116,7 +120,7 @@ class ValidateStage(Stage):
             task="repair",
             system=prompt.text,
             messages=[Message(role="user", content=json.dumps(payload, ensure_ascii=False, indent=1))],
-            output_schema=RepairAnswer.model_json_schema(),
+            output_schema=schema_of(RepairAnswer),
             schema_name="RepairAnswer",
             context=payload,
         )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -187,7 +188,7 @@ class FakeAnthropicServer:
     ) -> None:
         self.responder = responder
         self.latency = latency
-        self.requests: list[dict[str, Any]] = []  # {"path", "headers" (lower-case), "body"}
+        self.requests: list[dict[str, Any]] = []  # {"path", "headers" (lower-case), "body", "t" (arrival, monotonic)}
         self.max_in_flight = 0
         self._in_flight = 0
         self._queue: deque[Reply] = deque()
@@ -251,7 +252,7 @@ class FakeAnthropicServer:
         headers = {k.lower(): v for k, v in h.headers.items()}
         path = h.path.split("?", 1)[0]
         with self._lock:
-            self.requests.append({"path": path, "headers": headers, "body": body})
+            self.requests.append({"path": path, "headers": headers, "body": body, "t": time.monotonic()})
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:

@@ -1,0 +1,275 @@
+"""The anthropic provider: the Messages API through the official SDK's async client.
+
+Structured output against the request's JSON schema, prompt caching of the shared system
+instructions, and our own retry loop (the SDK's is off: it obeys `retry-after` uncapped). The
+base URL is configurable (`base_url` / `ANTHROPIC_BASE_URL`), so Ollama, llama.cpp server, vLLM
+and LM Studio, which serve the same Messages API, work too (give them any non-empty key).
+
+`anthropic` is imported inside methods: it costs ~1.4 s, and listing plugins must stay cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+from mksap.errors import AnswerError, ProviderError, ProviderStopError
+from mksap.provider import LLMRequest, LLMResponse, Provider, Usage
+from mksap.settings import Settings
+
+if TYPE_CHECKING:
+    import anthropic
+    from anthropic.types import Message as ApiMessage
+
+#: USD per million tokens: (input, output, 5-minute cache write, cache read), list prices on
+#: PRICES_DATE. Haiku 5.5 is the prompt <= 100k tokens tier (mksap's prompts are far smaller).
+PRICES_DATE = "2026-11-01"
+_OPUS_45 = (5.0, 25.0, 6.25, 0.50)
+_OPUS_4 = (15.0, 75.0, 18.75, 1.50)
+_SONNET_4 = (3.0, 15.0, 3.75, 0.30)
+PRICES: dict[str, tuple[float, float, float, float]] = {
+    "claude-fable-5-1": (10.0, 50.0, 12.50, 0.25),
+    "claude-mythos-5-1": (10.0, 50.0, 12.50, 0.25),
+    "claude-fable-5": (10.0, 50.0, 12.50, 1.00),
+    "claude-mythos-5": (10.0, 50.0, 12.50, 1.00),
+    "claude-opus-5-5": (4.0, 20.0, 5.0, 0.20),
+    "claude-opus-5": _OPUS_45,
+    "claude-opus-4-8": _OPUS_45,
+    "claude-opus-4-7": _OPUS_45,
+    "claude-opus-4-6": _OPUS_45,
+    "claude-opus-4-5": _OPUS_45,
+    "claude-opus-4-1": _OPUS_4,
+    "claude-opus-4-0": _OPUS_4,
+    "claude-opus-4": _OPUS_4,
+    "claude-sonnet-5-5": (2.0, 10.0, 2.50, 0.10),
+    "claude-sonnet-5": (2.0, 10.0, 2.50, 0.20),
+    "claude-sonnet-4-6": _SONNET_4,
+    "claude-sonnet-4-5": _SONNET_4,
+    "claude-sonnet-4-0": _SONNET_4,
+    "claude-sonnet-4": _SONNET_4,
+    "claude-3-7-sonnet": _SONNET_4,
+    "claude-haiku-5-5": (0.10, 0.50, 0.125, 0.01),
+    "claude-haiku-4-5": (1.0, 5.0, 1.25, 0.10),
+    "claude-3-5-haiku": (0.80, 4.0, 1.0, 0.08),
+    "claude-3-haiku": (0.25, 1.25, 0.30, 0.03),
+}
+_DATED = re.compile(r"(-\d{8}|-latest)$")
+_SPEND_LIMIT = re.compile(r"usage limit|spend(ing)? limit|credit balance|billing", re.I)
+_SPEND_CODES = {"enforced_spend_limit_reached", "contract_spend_limit_reached"}
+_RETRY_STATUSES = {408, 409, 429}
+
+
+def estimate_cost(model: str, usage: Usage) -> float | None:
+    """Estimated USD cost of `usage` on `model` at `PRICES_DATE` list prices; None if unknown."""
+    prices = PRICES.get(_DATED.sub("", model))
+    if prices is None:
+        return None
+    tokens = [getattr(usage, f) for f in Usage.model_fields]  # same order as the prices
+    return sum(n * p for n, p in zip(tokens, prices, strict=True)) / 1_000_000
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema as structured output accepts it: every object (in `$defs` too) gets
+    `additionalProperties: false`; unsupported constraints move into descriptions."""
+    import anthropic
+
+    return anthropic.transform_schema(schema)
+
+
+class AnthropicProvider(Provider):
+    """Anthropic Messages API (or a local server speaking it) via the official SDK."""
+
+    name = "anthropic"
+    #: Retry policy; instance attributes may override (tests shrink them).
+    max_attempts: int = 6
+    backoff_base: float = 1.0
+    backoff_factor: float = 2.0
+    backoff_cap: float = 60.0  # also caps a server's retry-after
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._client: anthropic.AsyncAnthropic | None = None
+
+    def _key(self) -> str:
+        key = self.settings.api_key
+        return key.get_secret_value() if key is not None else ""
+
+    def _scrub(self, text: str) -> str:
+        """Never let the key into a message, whatever an upstream error echoes."""
+        key = self._key()
+        return text.replace(key, "***") if key else text
+
+    def _client_for_loop(self) -> anthropic.AsyncAnthropic:
+        """The shared client, made on first use (on the runtime's one event loop)."""
+        if self._client is None:
+            key = self._key()
+            if not key:
+                raise ProviderStopError(
+                    "no Anthropic API key: set ANTHROPIC_API_KEY or `api_key` in the user config, "
+                    "or use --provider offline"
+                )
+            import anthropic
+            import httpx2  # the SDK's HTTP stack (httpx objects are rejected by it)
+
+            size = self.settings.max_concurrency
+            seconds = self.settings.call_timeout
+            timeout = httpx2.Timeout(seconds, connect=min(10.0, seconds))
+            pool = anthropic.DefaultAsyncHttpxClient(
+                limits=httpx2.Limits(max_connections=size + 4, max_keepalive_connections=size),
+                timeout=timeout,
+            )
+            self._client = anthropic.AsyncAnthropic(
+                api_key=key,
+                base_url=self.settings.base_url,
+                max_retries=0,  # our loop retries, with a capped retry-after
+                timeout=timeout,
+                http_client=pool,
+            )
+        return self._client
+
+    def _params(self, request: LLMRequest) -> dict[str, Any]:
+        """Arguments of `messages.create`; the system prompt is marked for prompt caching."""
+        schema = strict_schema(request.output_schema)
+        system = {"type": "text", "text": request.system, "cache_control": {"type": "ephemeral"}}
+        return {
+            "model": self.model,
+            "max_tokens": request.max_tokens,
+            "system": [system],
+            "messages": [m.model_dump() for m in request.messages],
+            "output_config": {"format": {"type": "json_schema", "schema": schema}},
+        }
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        """One answer, retried on transient failures, within `settings.call_timeout` seconds."""
+        client = self._client_for_loop()
+        params = self._params(request)
+        deadline = self.settings.call_timeout
+        try:
+            async with asyncio.timeout(deadline):
+                message = await self._create_with_retries(client, params)
+        except TimeoutError:
+            raise ProviderError(f"{self._who()}: no answer within {deadline:g} s") from None
+        return self._response(message)
+
+    def estimate_cost(self, usage: Usage) -> float | None:
+        """Configured `prices` first (they carry their own date), then the built-in table."""
+        configured = self.settings.prices.get(_DATED.sub("", self.model))
+        if configured is not None:
+            fields = [getattr(usage, f) for f in Usage.model_fields]
+            return sum(n * p for n, p in zip(fields, configured, strict=True)) / 1_000_000
+        return estimate_cost(self.model, usage)
+
+    def _who(self) -> str:
+        return f"anthropic ({self.model})"
+
+    async def _create_with_retries(
+        self, client: anthropic.AsyncAnthropic, params: dict[str, Any]
+    ) -> ApiMessage:
+        import anthropic
+
+        last = ""
+        for attempt in range(1, self.max_attempts + 1):
+            retry_after: float | None = None
+            try:
+                return await client.messages.create(**params)
+            except anthropic.APIStatusError as e:
+                self._raise_unless_retryable(e)
+                last = self._describe(e)
+                retry_after = _retry_after(e.response.headers)
+            except anthropic.APITimeoutError:
+                last = "request timed out"
+            except anthropic.APIConnectionError:
+                last = "connection failed"
+            if attempt < self.max_attempts:
+                await asyncio.sleep(self._delay(attempt, retry_after))
+        tries = self.max_attempts
+        raise ProviderError(f"{self._who()}: gave up after {tries} attempts; last: {last}")
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before the next attempt: the server's `retry-after` (capped), else
+        full-jitter exponential backoff."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.backoff_cap)
+        ceiling = min(self.backoff_cap, self.backoff_base * self.backoff_factor ** (attempt - 1))
+        return random.uniform(0.0, ceiling)
+
+    def _describe(self, e: anthropic.APIStatusError) -> str:
+        """'HTTP <status> <type>: <API message>', built from the status and error body only."""
+        head = f"HTTP {e.status_code} {e.type}" if e.type else f"HTTP {e.status_code}"
+        text = f"{head}: {e.api_message}" if e.api_message else head
+        return self._scrub(" ".join(text.split())[:300])
+
+    def _raise_unless_retryable(self, e: anthropic.APIStatusError) -> None:
+        """Raise the error to report when `e` is not worth retrying; return when it is."""
+        status, what = e.status_code, self._describe(e)
+        if status in (401, 403):
+            raise ProviderStopError(
+                f"anthropic authentication failed ({what}): check ANTHROPIC_API_KEY or `api_key`"
+            ) from None
+        spend_text = status in (400, 402, 429) and _SPEND_LIMIT.search(e.api_message or "")
+        if e.error_code in _SPEND_CODES or spend_text:
+            raise ProviderStopError(f"anthropic usage or spend limit reached ({what})") from None
+        if status == 404:
+            raise ProviderStopError(
+                f"{self._who()}: {what}; check the `model` and `base_url` settings"
+            ) from None
+        if e.response.headers.get("x-should-retry") == "false":
+            raise ProviderError(f"{self._who()}: {what}") from None
+        if status in _RETRY_STATUSES or status >= 500:
+            return
+        raise ProviderError(f"{self._who()} rejected the request: {what}") from None
+
+    def _response(self, message: ApiMessage) -> LLMResponse:
+        """Parse the answer's text as a JSON object, or raise `AnswerError` with the raw text."""
+        text = "".join(block.text for block in message.content if block.type == "text")
+        stop = message.stop_reason
+        if stop == "max_tokens":
+            raise AnswerError("answer cut off at max_tokens; incomplete JSON", raw_text=text)
+        if stop == "model_context_window_exceeded":
+            raise AnswerError("answer cut off: the context window is full", raw_text=text)
+        if stop == "refusal":
+            raise AnswerError("the model refused to answer (stop_reason refusal)", raw_text=text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            reason = f"answer is not JSON: {e.msg} at char {e.pos}"
+            raise AnswerError(reason, raw_text=text) from None
+        if not isinstance(data, dict):
+            raise AnswerError(f"answer is JSON {type(data).__name__}, not an object", raw_text=text)
+        u = message.usage
+        usage = Usage(
+            input_tokens=u.input_tokens,
+            output_tokens=u.output_tokens,
+            cache_creation_input_tokens=u.cache_creation_input_tokens or 0,
+            cache_read_input_tokens=u.cache_read_input_tokens or 0,
+        )
+        model = message.model or self.model
+        return LLMResponse(data=data, raw_text=text, usage=usage, provider=self.name, model=model)
+
+    async def aclose(self) -> None:
+        """Close the client and its connection pool."""
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.close()
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds from `retry-after-ms` or `retry-after` (seconds or an HTTP date), if present."""
+    try:
+        if (ms := headers.get("retry-after-ms")) is not None:
+            return float(ms) / 1000
+        value = headers.get("retry-after")
+        if value is None:
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(value)
+            return when.timestamp() - time.time()
+    except (TypeError, ValueError, OverflowError):
+        return None
