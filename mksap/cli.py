@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
+from typer._click.exceptions import ClickException as UsageProblem  # typer vendors click
 
 from mksap.errors import MksapError
 
@@ -28,11 +28,11 @@ app = typer.Typer(
 )
 
 # -- shared options: every command that reads the bank takes the same names ----------------
-Data = Annotated[Path | None, typer.Option("--data", help="Question bank folder [env MKSAP_DATA].", show_default=False)]
-Out = Annotated[Path | None, typer.Option("--out", help="Output tree [env MKSAP_OUT].", show_default=False)]
+Data = Annotated[Path | None, typer.Option("--data", help="Question bank folder (env MKSAP_DATA).", show_default=False)]
+Out = Annotated[Path | None, typer.Option("--out", help="Output tree (env MKSAP_OUT).", show_default=False)]
 CacheDir = Annotated[
     Path | None,
-    typer.Option("--cache-dir", help="Build state: artifacts, doit DB [env MKSAP_CACHE_DIR].", show_default=False),
+    typer.Option("--cache-dir", help="Build state: artifacts, doit DB (env MKSAP_CACHE_DIR).", show_default=False),
 ]
 InPlace = Annotated[
     bool | None,
@@ -40,7 +40,7 @@ InPlace = Annotated[
 ]
 ProviderOpt = Annotated[
     str | None,
-    typer.Option("--provider", help="Provider or fallback chain 'a,b' [env MKSAP_PROVIDER].", show_default=False),
+    typer.Option("--provider", help="Provider or fallback chain 'a,b' (env MKSAP_PROVIDER).", show_default=False),
 ]
 Targets = Annotated[list[str] | None, typer.Argument(help="System codes (cv en) and/or question ids; none = all.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output (a versioned envelope).")]
@@ -69,11 +69,11 @@ def run(
     in_place: InPlace = None,
     provider: ProviderOpt = None,
     model: Annotated[
-        str | None, typer.Option("--model", help="Model name [env MKSAP_MODEL].", show_default=False)
+        str | None, typer.Option("--model", help="Model name (env MKSAP_MODEL).", show_default=False)
     ] = None,
     jobs: Annotated[
         int | None,
-        typer.Option("-j", "--jobs", help="doit worker threads [env MKSAP_JOBS, default 8].", show_default=False),
+        typer.Option("-j", "--jobs", help="doit worker threads (env MKSAP_JOBS, default 8).", show_default=False),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild the named targets even if up to date.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the tasks that would run, and why.")] = False,
@@ -88,7 +88,7 @@ def run(
     max_concurrency: Annotated[
         int | None,
         typer.Option(
-            "--max-concurrency", help="LLM calls in flight at once [env MKSAP_MAX_CONCURRENCY].", show_default=False
+            "--max-concurrency", help="LLM calls in flight at once (env MKSAP_MAX_CONCURRENCY).", show_default=False
         ),
     ] = None,
 ) -> None:
@@ -305,20 +305,20 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _err(f"mksap: error: {e}")
         return e.exit_code
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         return e.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         _err("mksap: aborted")
         return 130
-    except click.ClickException as e:
+    except UsageProblem as e:  # bad option or argument: click's own one-line message
         e.show()
         return e.exit_code
     return result if isinstance(result, int) else 0
 
 
-if __name__ == "__main__":
+def entry() -> None:
     sys.exit(main())
 
 
-def entry() -> None:
+if __name__ == "__main__":
     sys.exit(main())

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from doit.cmd_base import TaskLoader2
 from doit.dependency import Dependency
 from doit.doit_cmd import DoitMain
+from doit.globals import Globals
 from doit.loader import load_tasks
 from doit.task import Task
 
@@ -96,6 +97,11 @@ def make_reporter(report: RunReport, progress: ProgressView, build: Build) -> ty
             pass
 
         def add_success(self, task: Task) -> None:
+            # doit has just saved this task's record (main thread, between tasks): a good
+            # moment to commit finished work so a SIGKILL does not lose it.
+            backend = getattr(Globals.dep_manager, "backend", None)
+            if hasattr(backend, "checkpoint"):
+                backend.checkpoint()
             self._record(task, "built")
 
         def add_failure(self, task: Task, fail: Any) -> None:

@@ -26,14 +26,16 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 DODO = REPO / "dodo.py"
 STAGES = ("parse", "nlp", "critique", "keypoints", "tables", "cloze", "validate", "assemble")
-#: Stages whose artifacts live under <cache>/build/<sys>/<qid>/<stage>.json (assemble writes the output).
+#: Stages with an artifact <cache>/build/<sys>/<qid>/<stage>.json (assemble writes the output).
 ARTIFACT_STAGES = STAGES[:-1]
 
 
 def example_qids() -> list[tuple[str, str]]:
     """(system, qid) of every example question, sorted."""
     return sorted(
-        (p.parent.parent.name, p.parent.name) for p in EXAMPLES.glob("*/*/*.json") if p.stem == p.parent.name
+        (p.parent.parent.name, p.parent.name)
+        for p in EXAMPLES.glob("*/*/*.json")
+        if p.stem == p.parent.name
     )
 
 
@@ -79,7 +81,9 @@ class Workspace:
         return files
 
     def qids(self) -> list[str]:
-        return sorted(p.parent.name for p in self.data.glob("*/*/*.json") if p.stem == p.parent.name)
+        return sorted(
+            p.parent.name for p in self.data.glob("*/*/*.json") if p.stem == p.parent.name
+        )
 
     # -- running -------------------------------------------------------------------------
     def location_flags(self) -> list[str]:
@@ -110,12 +114,18 @@ class Workspace:
         popen.setdefault("stdout", subprocess.PIPE)
         popen.setdefault("stderr", subprocess.PIPE)
         return subprocess.Popen(
-            [sys.executable, "-m", "mksap.cli", *argv], cwd=self.root, text=True, env=self.env(), **popen
+            [sys.executable, "-m", "mksap.cli", *argv],
+            cwd=self.root,
+            text=True,
+            env=self.env(),
+            **popen,
         )
 
     def doit(self, *args: str, timeout: float = 120) -> Result:
         """Plain `doit` with the repo's dodo.py, on this workspace's locations (via MKSAP_*)."""
-        env = self.env(MKSAP_DATA=str(self.data), MKSAP_OUT=str(self.out), MKSAP_CACHE_DIR=str(self.cache))
+        env = self.env(
+            MKSAP_DATA=str(self.data), MKSAP_OUT=str(self.out), MKSAP_CACHE_DIR=str(self.cache)
+        )
         proc = subprocess.run(
             [sys.executable, "-m", "doit", "-f", str(DODO), "--dir", str(self.root), *args],
             cwd=self.root,
@@ -144,7 +154,11 @@ def changed_files(before: dict[str, Any], after: dict[str, Any]) -> set[str]:
 
 
 def hash_tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def load_json(path: Path) -> Any:
@@ -172,7 +186,11 @@ def planned_tasks(text: str) -> dict[str, str]:
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """HOME, XDG folders and the user config under tmp_path; no MKSAP_*/ANTHROPIC_* leak in."""
     for name in list(os.environ):
-        if name.startswith("MKSAP_") or name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN"):
+        if name.startswith("MKSAP_") or name in (
+            "ANTHROPIC_API_KEY",
+            "ANTHROPIC_BASE_URL",
+            "ANTHROPIC_AUTH_TOKEN",
+        ):
             monkeypatch.delenv(name)
     home = tmp_path / "home"
     home.mkdir()

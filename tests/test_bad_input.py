@@ -58,7 +58,9 @@ def missing_critique(ws: Workspace) -> Breakage:
 def id_not_matching_folder(ws: Workspace) -> Breakage:
     qid = "gimcq24101"
     _edit(ws, qid, lambda d: d.update(question_id="gimcq24999"))
-    return Breakage(qid, ws.question_json(qid), r"gimcq24999.*gimcq24101|does not match", _restore(ws, qid))
+    return Breakage(
+        qid, ws.question_json(qid), r"gimcq24999.*gimcq24101|does not match", _restore(ws, qid)
+    )
 
 
 def table_missing(ws: Workspace) -> Breakage:
@@ -92,7 +94,9 @@ def not_a_system(ws: Workspace) -> Breakage:
     src = EXAMPLES / "cv" / "cvmcq24101"
     folder = ws.data / "zz" / "zzmcq24001"
     shutil.copytree(src, folder)
-    text = (folder / "cvmcq24101.json").read_text(encoding="utf-8").replace("cvmcq24101", "zzmcq24001")
+    text = (
+        (folder / "cvmcq24101.json").read_text(encoding="utf-8").replace("cvmcq24101", "zzmcq24001")
+    )
     (folder / "cvmcq24101.json").unlink()
     (folder / "zzmcq24001.json").write_text(text, encoding="utf-8")
 
@@ -112,7 +116,9 @@ def media_outside_folder(ws: Workspace) -> Breakage:
         doc["media"] = {**(doc.get("media") or {}), "tables": ["../../other/x.html"]}
 
     _edit(ws, qid, change)
-    return Breakage(qid, ws.question_json(qid), r"outside.*refused|refused.*outside", _restore(ws, qid))
+    return Breakage(
+        qid, ws.question_json(qid), r"outside.*refused|refused.*outside", _restore(ws, qid)
+    )
 
 
 CASES = [
@@ -128,7 +134,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("breakage", CASES, ids=[c.__name__ for c in CASES])
-def test_bad_question_fails_alone_then_builds_when_fixed(ws: Workspace, breakage: Callable[[Workspace], Breakage]) -> None:
+def test_bad_question_fails_alone_then_builds_when_fixed(
+    ws: Workspace, breakage: Callable[[Workspace], Breakage]
+) -> None:
     broken = breakage(ws)
     total = len(ws.qids()) if broken.qid != "zzmcq24001" else N + 1
     inputs_before = hash_tree(ws.data)
@@ -144,7 +152,9 @@ def test_bad_question_fails_alone_then_builds_when_fixed(ws: Workspace, breakage
     assert str(broken.named) in line, f"the reason does not name {broken.named}: {line}"
     assert re.search(broken.words, line, re.IGNORECASE), line
     assert re.search(r"^\d+ built, 0 up to date, 1 failed", summary_line(result.err)), result.err
-    assert summary_line(result.err).startswith(f"{total - 1} built, 0 up to date, 1 failed ({total} questions)")
+    assert summary_line(result.err).startswith(
+        f"{total - 1} built, 0 up to date, 1 failed ({total} questions)"
+    )
     built = {p.parent.name for p in ws.out.glob("*/*/*.json")}
     assert broken.qid not in built
     assert len(built) == total - 1
@@ -167,7 +177,9 @@ def test_bad_question_fails_alone_then_builds_when_fixed(ws: Workspace, breakage
     fixed = ws.cli("run", "-q")
     assert fixed.code == 0, fixed.text
     expected_built = 0 if broken.qid == "zzmcq24001" else 1
-    assert summary_line(fixed.err).startswith(f"{expected_built} built, {N - expected_built} up to date, 0 failed ({N} questions)")
+    assert summary_line(fixed.err).startswith(
+        f"{expected_built} built, {N - expected_built} up to date, 0 failed ({N} questions)"
+    )
     assert not any(line.startswith("FAILED") for line in fixed.err.splitlines())
     assert len(list(ws.out.glob("*/*/*.json"))) == N
     status = json.loads(ws.cli("status", "--json").out)["data"]
@@ -186,7 +198,9 @@ def test_non_question_folders_and_files_are_ignored_by_discovery(ws: Workspace) 
 def test_missing_data_folder_is_a_clear_error(ws: Workspace) -> None:
     from mksap.cli import main
 
-    code = main(["run", "--data", str(ws.root / "nope"), "--out", str(ws.out), "--cache-dir", str(ws.cache)])
+    code = main(
+        ["run", "--data", str(ws.root / "nope"), "--out", str(ws.out), "--cache-dir", str(ws.cache)]
+    )
     err = ws.capsys.readouterr().err
     assert code not in (0, 1)
     assert "nope" in err and "Traceback" not in err

@@ -28,7 +28,9 @@ OUTPUT_KEYS = {"true_statements", "table_statements", "rejected_statements", "mk
 
 
 def counts(text: str) -> tuple[int, int, int, int]:
-    m = re.search(r"(\d+) built, (\d+) up to date, (\d+) failed \((\d+) questions?\)", summary_line(text))
+    m = re.search(
+        r"(\d+) built, (\d+) up to date, (\d+) failed \((\d+) questions?\)", summary_line(text)
+    )
     assert m, text
     return tuple(int(g) for g in m.groups())  # type: ignore[return-value]
 
@@ -97,11 +99,18 @@ def test_cold_run_writes_one_faithful_output_per_question(ws: Workspace) -> None
     assert vdx["true_statements"]["from_critique"]
 
 
-def test_run_says_which_provider_it_fell_back_to(ws: Workspace) -> None:
+def test_run_says_which_provider_it_fell_back_to_and_logs_progress(ws: Workspace) -> None:
     result = ws.cli("run")
     assert result.code == 0
     assert "offline" in result.err
     assert f"{N} built" in summary_line(result.err)
+    # not a terminal: log-friendly progress lines, tasks done / total and failures
+    total = N * len(STAGES)
+    assert re.search(rf"progress: {total}/{total} tasks, 0 failed", result.err), result.err
+
+    quiet = ws.cli("run", "--force", "-q")
+    assert quiet.code == 0 and "progress:" not in quiet.err
+    assert summary_line(quiet.err).startswith(f"{N} built")
 
 
 # -- 2. no-op reruns; mksap run and doit share one build ---------------------------------------
@@ -143,7 +152,9 @@ def test_doit_list_info_and_forget(built: Workspace) -> None:
     assert info.code == 0, info.text
     assert "up-to-date" in info.out
 
-    assert ws.cli("run", "--dry-run").out.strip().endswith(f"0 task(s) would run for {N} question(s)")
+    assert (
+        ws.cli("run", "--dry-run").out.strip().endswith(f"0 task(s) would run for {N} question(s)")
+    )
     forget = ws.doit("forget", f"assemble:{qid}")
     assert forget.code == 0, forget.text
     dry = ws.cli("run", "--dry-run")
@@ -257,7 +268,9 @@ def test_changing_one_table_reruns_only_its_question(built: Workspace) -> None:
     ws = built
     qid = "gimcq24101"
     table = ws.question_json(qid).parent / "tables" / "gitab24101.html"
-    table.write_text(table.read_text(encoding="utf-8").replace("</table>", "</table>\n"), encoding="utf-8")
+    table.write_text(
+        table.read_text(encoding="utf-8").replace("</table>", "</table>\n"), encoding="utf-8"
+    )
     before = ws.identities()
 
     result = ws.cli("run")
@@ -287,7 +300,9 @@ def test_touch_without_content_change_reruns_nothing(built: Workspace) -> None:
 
 
 # -- 5. a config change reruns only the affected stage ---------------------------------------
-def test_config_change_reruns_only_the_affected_stage(built: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_change_reruns_only_the_affected_stage(
+    built: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ws = built
     before = ws.identities()
     monkeypatch.setenv("MKSAP_KEEP_REJECTED", "true")
@@ -357,8 +372,9 @@ def status_table(text: str) -> dict[str, dict[str, int]]:
     rows: dict[str, dict[str, int]] = {}
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) == 5 and parts[1:].__len__() == 4 and all(p.isdigit() for p in parts[1:]):
-            rows[parts[0]] = dict(zip(("up-to-date", "stale", "failed", "never built"), map(int, parts[1:])))
+        if len(parts) == 5 and all(p.isdigit() for p in parts[1:]):
+            states = ("up-to-date", "stale", "failed", "never built")
+            rows[parts[0]] = dict(zip(states, map(int, parts[1:]), strict=True))
     return rows
 
 
@@ -369,7 +385,10 @@ def test_status_before_and_after_a_run_with_a_failure(ws: Workspace) -> None:
     cold = ws.cli("status")
     assert cold.code == 0, cold.text
     table = status_table(cold.out)
-    assert table == {s: {"up-to-date": 0, "stale": 0, "failed": 0, "never built": n} for s, n in per_system.items()}
+    assert table == {
+        s: {"up-to-date": 0, "stale": 0, "failed": 0, "never built": n}
+        for s, n in per_system.items()
+    }
     cold_json = json.loads(ws.cli("status", "--json").out)
     assert cold_json["kind"] == "status"
     assert set(cold_json["data"]["questions"].values()) == {"never built"}
@@ -382,8 +401,18 @@ def test_status_before_and_after_a_run_with_a_failure(ws: Workspace) -> None:
     after = ws.cli("status")
     assert after.code == 0
     table = status_table(after.out)
-    assert table["en"] == {"up-to-date": per_system["en"] - 1, "stale": 0, "failed": 1, "never built": 0}
-    assert table["cv"] == {"up-to-date": per_system["cv"], "stale": 0, "failed": 0, "never built": 0}
+    assert table["en"] == {
+        "up-to-date": per_system["en"] - 1,
+        "stale": 0,
+        "failed": 1,
+        "never built": 0,
+    }
+    assert table["cv"] == {
+        "up-to-date": per_system["cv"],
+        "stale": 0,
+        "failed": 0,
+        "never built": 0,
+    }
     failed_lines = [line for line in after.out.splitlines() if line.startswith("FAILED")]
     assert len(failed_lines) == 1
     assert "enmcq24101" in failed_lines[0] and "invalid JSON" in failed_lines[0]

@@ -17,7 +17,11 @@ N = len(example_qids())
 
 
 def plugin_rows(text: str) -> list[list[str]]:
-    return [line.split() for line in text.splitlines() if line.split()[:1] in (["stage"], ["provider"], ["exporter"])]
+    return [
+        line.split()
+        for line in text.splitlines()
+        if line.split()[:1] in (["stage"], ["provider"], ["exporter"])
+    ]
 
 
 def write_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str) -> str:
@@ -29,12 +33,19 @@ def write_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, sou
 
 
 def test_first_party_entry_points_resolve_in_the_installed_package() -> None:
+    from mksap.hookspecs import HOOKS
+
     eps = {ep.name: ep for ep in entry_points(group="mksap")}
     assert {"stages", "providers"} <= set(eps)
     for ep in eps.values():
         if ep.dist is not None and ep.dist.name == "mksap":
             module = ep.load()
-            assert any(callable(getattr(module, h, None)) for h in ("register_stages", "register_providers"))
+            assert any(callable(getattr(module, h, None)) for h in HOOKS), ep
+    # every other first-party entry point (e.g. doit's DB backend) resolves too
+    for group in ("console_scripts", "doit.BACKEND"):
+        for ep in entry_points(group=group):
+            if ep.dist is not None and ep.dist.name == "mksap":
+                assert ep.load() is not None, ep
 
 
 def test_plugins_lists_stages_and_providers_with_their_package(ws: Workspace) -> None:
@@ -59,7 +70,9 @@ def test_plugins_lists_stages_and_providers_with_their_package(ws: Workspace) ->
 def test_a_plugin_that_fails_to_import_is_listed_with_its_error(
     ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    name = write_module(tmp_path, monkeypatch, "mksap_test_broken_plugin", 'raise RuntimeError("boom at import")\n')
+    name = write_module(
+        tmp_path, monkeypatch, "mksap_test_broken_plugin", 'raise RuntimeError("boom at import")\n'
+    )
     monkeypatch.setenv("MKSAP_PLUGINS", name)
 
     result = ws.cli("plugins")
@@ -67,7 +80,9 @@ def test_a_plugin_that_fails_to_import_is_listed_with_its_error(
     failed = [line for line in result.out.splitlines() if line.startswith("FAILED")]
     assert len(failed) == 1
     assert name in failed[0] and "RuntimeError" in failed[0] and "boom at import" in failed[0]
-    assert {r[1] for r in plugin_rows(result.out) if r[0] == "stage"} >= set(STAGES)  # the rest still loads
+    assert {r[1] for r in plugin_rows(result.out) if r[0] == "stage"} >= set(
+        STAGES
+    )  # the rest still loads
 
     data = json.loads(ws.cli("plugins", "--json").out)["data"]
     assert [f["source"] for f in data["failed"]] == [name]
@@ -80,7 +95,9 @@ def test_a_plugin_that_fails_to_import_is_listed_with_its_error(
     assert name in run.err and "boom at import" in run.err
 
 
-def test_a_misspelt_hook_is_reported_not_ignored(ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_misspelt_hook_is_reported_not_ignored(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     name = write_module(
         tmp_path,
         monkeypatch,
@@ -96,7 +113,9 @@ def test_a_misspelt_hook_is_reported_not_ignored(ws: Workspace, tmp_path: Path, 
     assert len(failed) == 1 and "register_stage" in failed[0]
 
 
-def test_a_third_party_stage_joins_the_graph(ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_third_party_stage_joins_the_graph(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     name = write_module(
         tmp_path,
         monkeypatch,

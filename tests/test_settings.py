@@ -21,29 +21,40 @@ def config_rows(ws: Workspace, *args: str) -> dict[str, dict[str, str]]:
     return {row["name"]: row for row in envelope["data"]}
 
 
-def test_config_shows_each_value_and_its_source(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_shows_each_value_and_its_source(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = ws.root
     user_dir = root / "userconf"
     user_dir.mkdir()
     user_file = user_dir / "config.toml"
     user_file.write_text(
-        'data = "udata"\nout = "uout"\ncache_dir = "ucache"\nmodel = "user-model"\nllm_cache_dir = "ullm"\n',
+        'data = "udata"\nout = "uout"\ncache_dir = "ucache"\n'
+        'model = "user-model"\nllm_cache_dir = "ullm"\n',
         encoding="utf-8",
     )
     monkeypatch.setenv("MKSAP_USER_CONFIG", str(user_file))
-    (root / "mksap.toml").write_text('data = "pdata"\nout = "pout"\ncache_dir = "pcache"\n', encoding="utf-8")
+    (root / "mksap.toml").write_text(
+        'data = "pdata"\nout = "pout"\ncache_dir = "pcache"\n', encoding="utf-8"
+    )
     monkeypatch.setenv("MKSAP_OUT", "eout")
     monkeypatch.setenv("MKSAP_CACHE_DIR", "ecache")
 
     rows = config_rows(ws, "--cache-dir", "fcache", "--provider", "offline")
 
-    assert (rows["cache_dir"]["value"], rows["cache_dir"]["source"]) == (str(root / "fcache"), "flag")
+    assert (rows["cache_dir"]["value"], rows["cache_dir"]["source"]) == (
+        str(root / "fcache"),
+        "flag",
+    )
     assert (rows["provider"]["value"], rows["provider"]["source"]) == ("offline", "flag")
     assert (rows["out"]["value"], rows["out"]["source"]) == (str(root / "eout"), "env MKSAP_OUT")
     assert rows["data"]["value"] == str(root / "pdata")
     assert rows["data"]["source"].startswith("project") and "mksap.toml" in rows["data"]["source"]
     assert rows["model"]["value"] == "user-model"
-    assert rows["model"]["source"].startswith("user config") and str(user_file) in rows["model"]["source"]
+    assert (
+        rows["model"]["source"].startswith("user config")
+        and str(user_file) in rows["model"]["source"]
+    )
     # relative to the user config file's folder, not the working directory
     assert rows["llm_cache_dir"]["value"] == str(user_dir / "ullm")
     assert (rows["jobs"]["value"], rows["jobs"]["source"]) == ("8", "default")
@@ -51,7 +62,9 @@ def test_config_shows_each_value_and_its_source(ws: Workspace, monkeypatch: pyte
     text = ws.cli("config", "--cache-dir", "fcache", locations=False)
     assert text.code == 0
     lines = {line.split()[0]: line for line in text.out.splitlines() if line.strip()}
-    assert str(root / "fcache") in lines["cache_dir"] and lines["cache_dir"].rstrip().endswith("flag")
+    assert str(root / "fcache") in lines["cache_dir"] and lines["cache_dir"].rstrip().endswith(
+        "flag"
+    )
     assert lines["out"].rstrip().endswith("env MKSAP_OUT")
     assert str(user_file) in text.out
 
@@ -67,7 +80,9 @@ def test_defaults_without_any_config(ws: Workspace) -> None:
 
 
 def test_run_uses_the_project_file_in_the_working_directory(ws: Workspace) -> None:
-    (ws.root / "mksap.toml").write_text('data = "data"\nout = "built"\ncache_dir = "state"\n', encoding="utf-8")
+    (ws.root / "mksap.toml").write_text(
+        'data = "data"\nout = "built"\ncache_dir = "state"\n', encoding="utf-8"
+    )
     result = ws.cli("run", "-q", locations=False)
     assert result.code == 0, result.text
     assert summary_line(result.err).startswith(f"{N} built")
@@ -76,10 +91,14 @@ def test_run_uses_the_project_file_in_the_working_directory(ws: Workspace) -> No
     assert not ws.out.exists()
 
 
-def test_user_config_paths_resolve_against_its_folder(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_user_config_paths_resolve_against_its_folder(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     conf = ws.root / "conf"
     conf.mkdir()
-    (conf / "config.toml").write_text('[mksap]\ndata = "../data"\nout = "out-user"\ncache_dir = "state"\n', encoding="utf-8")
+    (conf / "config.toml").write_text(
+        '[mksap]\ndata = "../data"\nout = "out-user"\ncache_dir = "state"\n', encoding="utf-8"
+    )
     monkeypatch.setenv("MKSAP_USER_CONFIG", str(conf / "config.toml"))
     elsewhere = ws.root / "elsewhere"
     elsewhere.mkdir()
@@ -90,12 +109,16 @@ def test_user_config_paths_resolve_against_its_folder(ws: Workspace, monkeypatch
     assert result.code == 0, result.text
     assert len(list((conf / "out-user").glob("*/*/*.json"))) == N
     assert (conf / "state" / "build").is_dir()
-    assert not any(elsewhere.iterdir()), "relative paths were resolved against the working directory"
+    assert not any(elsewhere.iterdir()), (
+        "relative paths were resolved against the working directory"
+    )
     status = ws.cli("status", "--json", locations=False)
     assert set(json.loads(status.out)["data"]["questions"].values()) == {"up-to-date"}
 
 
-def test_env_overrides_files_and_flag_overrides_env(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_overrides_files_and_flag_overrides_env(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (ws.root / "mksap.toml").write_text('out = "from-toml"\n', encoding="utf-8")
     monkeypatch.setenv("MKSAP_DATA", str(ws.data))
     monkeypatch.setenv("MKSAP_OUT", "from-env")
@@ -138,14 +161,20 @@ def test_config_never_prints_the_api_key(ws: Workspace, monkeypatch: pytest.Monk
     as_json = ws.cli("config", "--json")
     assert secret not in text.text and secret not in as_json.text
     rows = {row["name"]: row for row in json.loads(as_json.out)["data"]}
-    assert rows["api_key"]["value"] == "set" and rows["api_key"]["source"] == "env ANTHROPIC_API_KEY"
+    assert (
+        rows["api_key"]["value"] == "set" and rows["api_key"]["source"] == "env ANTHROPIC_API_KEY"
+    )
 
 
-def test_relative_flag_paths_resolve_against_the_working_directory(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_flag_paths_resolve_against_the_working_directory(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sub = ws.root / "sub"
     sub.mkdir()
     monkeypatch.chdir(sub)
-    result = ws.cli("run", "gi", "-q", "--data", "../data", "--out", "o", "--cache-dir", "c", locations=False)
+    result = ws.cli(
+        "run", "gi", "-q", "--data", "../data", "--out", "o", "--cache-dir", "c", locations=False
+    )
     assert result.code == 0, result.text
     assert (sub / "o" / "gi" / "gimcq24101" / "gimcq24101.json").is_file()
     assert Path(sub / "c" / "build").is_dir()

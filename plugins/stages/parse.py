@@ -75,7 +75,7 @@ class ParseStage(Stage):
     """Read and clean a question: sentences, key points, clinical tables, lab panels skipped."""
 
     name = "parse"
-    version = "1"
+    version = "2"
     reads_source = True
 
     def run(self, job: StageJob) -> ParsedQuestion:
@@ -103,7 +103,8 @@ class ParseStage(Stage):
                 markup = file.read_text(encoding="utf-8")
             except UnicodeDecodeError:
                 raise InputError(f"{file}: not UTF-8") from None
-            table = parse_table(markup, Path(rel).name, meta.get("footnotes") or [])
+            notes = [str(n) for n in meta.get("footnotes") or []]
+            table = parse_table(markup, Path(rel).name, notes, titled=bool(meta.get("title")))
             if not table.caption and meta.get("title"):
                 table = table.model_copy(update={"caption": strip_html(str(meta["title"]))})
             if table.kind == "lab-panel":

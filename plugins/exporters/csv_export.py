@@ -1,0 +1,65 @@
+"""csv: Anki's text import format (File > Import): one cloze note per statement, with GUID,
+deck and tags columns, so importing a newer file updates the notes instead of duplicating them.
+
+The file starts with Anki's header lines (`#separator:tab`, `#html:true`, `#notetype:Cloze`,
+`#guid column:1`, `#deck column:2`, `#tags column:5`, `#columns:...`); the rest is plain CSV
+that Python's `csv` module reads back.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from pathlib import Path
+from typing import Literal
+
+from mksap_plugins.exporters.anki import AnkiOptions, note_guid, note_rows, source_line, tags
+
+from mksap.atomic import write_text
+from mksap.export import Exporter, ExportQuestion, ExportWritten
+
+COLUMNS = ("GUID", "Deck", "Text", "Back Extra", "Tags")
+SEPARATORS = {"tab": "\t", "comma": ","}
+
+
+class CsvOptions(AnkiOptions):
+    separator: Literal["tab", "comma"] = "tab"
+
+
+class CsvExporter(Exporter[CsvOptions]):
+    """Anki text import (tab or comma separated) for Anki's built-in Cloze note type."""
+
+    name = "csv"
+    version = "1"
+    suffix = ".csv"
+    options_model = CsvOptions
+
+    def export(
+        self, questions: list[ExportQuestion], options: CsvOptions, path: Path
+    ) -> ExportWritten:
+        sep = SEPARATORS[options.separator]
+        rows, skipped = note_rows(questions, options)
+        buf = io.StringIO()
+        for line in (
+            f"#separator:{options.separator}",
+            "#html:true",
+            "#notetype:Cloze",
+            "#guid column:1",
+            "#deck column:2",
+            f"#tags column:{COLUMNS.index('Tags') + 1}",
+            "#columns:" + sep.join(COLUMNS),
+        ):
+            buf.write(line + "\n")
+        writer = csv.writer(buf, delimiter=sep, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+        notes: dict[str, str] = {}
+        for s, text in rows:
+            guid = note_guid(s.question_id, s.statement_id)
+            extra = html.escape(s.extra_field or "", quote=False)
+            back = (extra + "<br>" if extra else "") + html.escape(
+                f"{source_line(s)} · {s.stable_id}", quote=False
+            )
+            writer.writerow([guid, f"{options.deck}::{s.system}", text, back, " ".join(tags(s))])
+            notes[guid] = s.stable_id
+        write_text(path, buf.getvalue())
+        return ExportWritten(items=len(rows), skipped=skipped, notes=notes)
