@@ -27,7 +27,7 @@ from mksap import __version__
 from mksap.atomic import write_if_changed, write_json, write_text
 from mksap.bank import Question
 from mksap.cache import ResponseCache
-from mksap.errors import MksapError
+from mksap.errors import MksapError, PluginError
 from mksap.registry import Registry
 from mksap.runtime import ProviderRuntime
 from mksap.settings import Settings
@@ -75,7 +75,11 @@ class Build:
         self.stages = [cls(self.settings) for cls in self.registry.stages()]
         finals = [s.name for s in self.stages if s.final]
         if len(finals) != 1:
-            raise MksapError(f"exactly one stage must write the output question file; found {finals or 'none'}")
+            broken = "; ".join(f"{f.source}: {f.error}" for f in self.registry.failures)
+            cause = f" (a plugin failed to load: {broken}; see `mksap plugins`)" if broken else ""
+            raise PluginError(
+                f"exactly one stage must write the output question file; found {finals or 'none'}{cause}"
+            )
 
     # -- paths ------------------------------------------------------------------------------
     @property

@@ -7,3 +7,10 @@ def register_providers(register: Register) -> None:
     from mksap_plugins.providers.offline import OfflineProvider
 
     register(OfflineProvider)
+    from mksap_plugins.providers.cli_tools import ClaudeCodeProvider, CodexProvider, GeminiProvider
+
+    for cli_provider in (ClaudeCodeProvider, CodexProvider, GeminiProvider):
+        register(cli_provider)
+    from mksap_plugins.providers.anthropic import AnthropicProvider
+
+    register(AnthropicProvider)

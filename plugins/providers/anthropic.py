@@ -16,7 +16,8 @@ import json
 import random
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mksap.errors import AnswerError, ProviderError, ProviderStopError
 from mksap.provider import LLMRequest, LLMResponse, Provider, Usage
@@ -25,6 +26,10 @@ from mksap.settings import Settings
 if TYPE_CHECKING:
     import anthropic
     from anthropic.types import Message as ApiMessage
+
+    from .anthropic_batches import AnthropicBatchAPI
+
+T = TypeVar("T")
 
 #: USD per million tokens: (input, output, 5-minute cache write, cache read), list prices on
 #: PRICES_DATE. Haiku 5.5 is the prompt <= 100k tokens tier (mksap's prompts are far smaller).
@@ -170,21 +175,28 @@ class AnthropicProvider(Provider):
     async def _create_with_retries(
         self, client: anthropic.AsyncAnthropic, params: dict[str, Any]
     ) -> ApiMessage:
+        return await self.retrying(lambda: client.messages.create(**params))
+
+    async def retrying(self, call: Callable[[], Awaitable[T]], *, repeatable: bool = True) -> T:
+        """`call()`, retried on transient failures. With `repeatable=False` (a call that is not
+        idempotent, e.g. creating a batch) only 429/529 are retried: they say nothing was done."""
         import anthropic
 
         last = ""
         for attempt in range(1, self.max_attempts + 1):
             retry_after: float | None = None
             try:
-                return await client.messages.create(**params)
+                return await call()
             except anthropic.APIStatusError as e:
                 self._raise_unless_retryable(e)
                 last = self._describe(e)
                 retry_after = _retry_after(e.response.headers)
-            except anthropic.APITimeoutError:
-                last = "request timed out"
-            except anthropic.APIConnectionError:
-                last = "connection failed"
+                if not repeatable and e.status_code not in (429, 529):
+                    raise ProviderError(f"{self._who()}: {last} (not retried: it may have been done)") from None
+            except (anthropic.APITimeoutError, anthropic.APIConnectionError) as e:
+                last = "request timed out" if isinstance(e, anthropic.APITimeoutError) else "connection failed"
+                if not repeatable:
+                    raise ProviderError(f"{self._who()}: {last} (not retried: it may have been done)") from None
             if attempt < self.max_attempts:
                 await asyncio.sleep(self._delay(attempt, retry_after))
         tries = self.max_attempts
@@ -241,21 +253,31 @@ class AnthropicProvider(Provider):
             raise AnswerError(reason, raw_text=text) from None
         if not isinstance(data, dict):
             raise AnswerError(f"answer is JSON {type(data).__name__}, not an object", raw_text=text)
-        u = message.usage
-        usage = Usage(
-            input_tokens=u.input_tokens,
-            output_tokens=u.output_tokens,
-            cache_creation_input_tokens=u.cache_creation_input_tokens or 0,
-            cache_read_input_tokens=u.cache_read_input_tokens or 0,
-        )
         model = message.model or self.model
-        return LLMResponse(data=data, raw_text=text, usage=usage, provider=self.name, model=model)
+        return LLMResponse(data=data, raw_text=text, usage=usage_of(message), provider=self.name, model=model)
+
+    def batch_api(self) -> AnthropicBatchAPI:
+        """The Message Batches API (half price) for `mksap run --batch`."""
+        from .anthropic_batches import AnthropicBatchAPI
+
+        return AnthropicBatchAPI(self)
 
     async def aclose(self) -> None:
         """Close the client and its connection pool."""
         if self._client is not None:
             client, self._client = self._client, None
             await client.close()
+
+
+def usage_of(message: ApiMessage) -> Usage:
+    """The token usage of one API answer."""
+    u = message.usage
+    return Usage(
+        input_tokens=u.input_tokens,
+        output_tokens=u.output_tokens,
+        cache_creation_input_tokens=u.cache_creation_input_tokens or 0,
+        cache_read_input_tokens=u.cache_read_input_tokens or 0,
+    )
 
 
 def _retry_after(headers: Any) -> float | None:
