@@ -6,16 +6,21 @@ exceptions become messages and exit codes.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from typer._click.exceptions import ClickException as UsageProblem  # typer vendors click
 
+from mksap.batch_cli import batches_app
+from mksap.cli_options import CacheDir, Data, InPlace, JsonOut, Out, ProviderOpt, Targets
+from mksap.cli_options import envelope as _envelope
+from mksap.cli_options import err as _err
+from mksap.cli_options import settings_from_flags as _settings
 from mksap.errors import MksapError
+from mksap.export_cli import export_app, review
+from mksap.quality_cli import doctor, validate
 
 app = typer.Typer(
     name="mksap",
@@ -24,40 +29,9 @@ app = typer.Typer(
     "`mksap run cvmcq24001 --force` (rebuild one question), `mksap status`, `mksap show QID`.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # API keys live in locals
+    rich_markup_mode=None,  # help text is plain: "[brackets]" must not become markup
     add_completion=False,
 )
-
-# -- shared options: every command that reads the bank takes the same names ----------------
-Data = Annotated[Path | None, typer.Option("--data", help="Question bank folder (env MKSAP_DATA).", show_default=False)]
-Out = Annotated[Path | None, typer.Option("--out", help="Output tree (env MKSAP_OUT).", show_default=False)]
-CacheDir = Annotated[
-    Path | None,
-    typer.Option("--cache-dir", help="Build state: artifacts, doit DB (env MKSAP_CACHE_DIR).", show_default=False),
-]
-InPlace = Annotated[
-    bool | None,
-    typer.Option("--in-place/--no-in-place", help="Write statements into the input files.", show_default=False),
-]
-ProviderOpt = Annotated[
-    str | None,
-    typer.Option("--provider", help="Provider or fallback chain 'a,b' (env MKSAP_PROVIDER).", show_default=False),
-]
-Targets = Annotated[list[str] | None, typer.Argument(help="System codes (cv en) and/or question ids; none = all.")]
-JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output (a versioned envelope).")]
-
-
-def _settings(**flags: Any) -> Any:
-    from mksap.settings import load_settings
-
-    return load_settings(flags).settings
-
-
-def _err(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
-def _envelope(kind: str, data: Any) -> str:
-    return json.dumps({"mksap": 1, "kind": kind, "data": data}, indent=2, ensure_ascii=False)
 
 
 @app.command()
@@ -91,6 +65,19 @@ def run(
             "--max-concurrency", help="LLM calls in flight at once (env MKSAP_MAX_CONCURRENCY).", show_default=False
         ),
     ] = None,
+    batch: Annotated[
+        bool, typer.Option("--batch", help="Send LLM requests as Message Batches (anthropic, half price), in rounds.")
+    ] = False,
+    batch_failures: Annotated[
+        str,
+        typer.Option(
+            "--batch-failures",
+            help="Errored/expired batch requests: call them directly (fallback) or fail their questions (report).",
+        ),
+    ] = "fallback",
+    batch_poll: Annotated[
+        float, typer.Option("--batch-poll", min=0.01, help="Seconds between polls of a processing batch.")
+    ] = 30.0,
 ) -> None:
     """Build every stale question of the named systems/questions (all by default).
 
@@ -132,7 +119,21 @@ def run(
                 _err(f"mksap: {line}")
         t0 = time.monotonic()
         try:
-            report = run_build(build, questions, jobs=settings.jobs, force=force, progress=choose_progress(quiet))
+            if batch:
+                from mksap.batches import BatchOptions, run_batched
+
+                options = BatchOptions(failures=batch_failures, poll_interval=batch_poll)
+                report = run_batched(
+                    build,
+                    questions,
+                    jobs=settings.jobs,
+                    force=force,
+                    quiet=quiet,
+                    options=options,
+                    notice=lambda m: _err(f"mksap: {m}"),
+                )
+            else:
+                report = run_build(build, questions, jobs=settings.jobs, force=force, progress=choose_progress(quiet))
         finally:
             build.runtime.close()
         _err(summary(report, build) + f" in {time.monotonic() - t0:.1f}s")
@@ -248,10 +249,16 @@ def config(
 cache_app = typer.Typer(help="The LLM response cache: stats, clear, prune.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
-from mksap.export_cli import export_app, review  # noqa: E402  (it imports the option aliases above)
 
 app.add_typer(export_app, name="export")
+
+
+app.add_typer(batches_app, name="batches")
 app.command()(review)
+
+
+app.command()(validate)
+app.command()(doctor)
 
 
 def _cache() -> Any:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from mksap.cli_options import CacheDir, Data, InPlace, JsonOut, Out, Targets
+
 if TYPE_CHECKING:
     from mksap.export import ExportReport
 
@@ -43,13 +45,9 @@ Deck = Annotated[str, typer.Option("--deck", help="Parent deck; one subdeck per 
 # Choices and ranges are checked by the exporter's options model, which names the valid values.
 Mode = Annotated[
     str,
-    typer.Option(
-        "--cloze-mode", help="all: one cloze (card) per candidate; single: the first only."
-    ),
+    typer.Option("--cloze-mode", help="all: one cloze (card) per candidate; single: the first only."),
 ]
-MaxClozes = Annotated[
-    int | None, typer.Option("--max-clozes", help="At most N clozes per note.", show_default=False)
-]
+MaxClozes = Annotated[int | None, typer.Option("--max-clozes", help="At most N clozes per note.", show_default=False)]
 
 
 def _export(
@@ -61,7 +59,9 @@ def _export(
     force: bool,
     **locations: Any,
 ) -> None:
-    from mksap.cli import _envelope, _err, _settings
+    from mksap.cli_options import envelope as _envelope
+    from mksap.cli_options import err as _err
+    from mksap.cli_options import settings_from_flags as _settings
     from mksap.export import run_export
 
     settings = _settings(**locations)
@@ -147,9 +147,7 @@ def anki(
 def csv(
     targets: Targets = None,
     output: Output = None,
-    separator: Annotated[
-        str, typer.Option("--separator", help="Column separator: tab or comma.")
-    ] = "tab",
+    separator: Annotated[str, typer.Option("--separator", help="Column separator: tab or comma.")] = "tab",
     deck: Deck = "MKSAP",
     cloze_mode: Mode = "all",
     max_clozes: MaxClozes = None,
@@ -242,9 +240,4 @@ def review(
     )
 
 
-# Imported last, on purpose: mksap.cli imports this module after defining these aliases, and
-# with `python -m mksap.cli` a second copy of mksap.cli imports it while it is half-loaded.
-# typer resolves the (string) annotations above only when the CLI is built, by then both exist.
-from mksap.cli import CacheDir, Data, InPlace, JsonOut, Out, Targets  # noqa: E402
-
-__all__ = ["CacheDir", "Data", "InPlace", "JsonOut", "Out", "Targets", "export_app", "review"]
+__all__ = ["export_app", "review"]

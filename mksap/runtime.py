@@ -4,17 +4,19 @@ serve all workers (measured: `asyncio.run` per action with a shared client fails
 action opens a connection per call).
 
 Worker threads call `complete()`, which blocks until the answer is there. Identical requests in
-flight at the same moment are merged into one call.
+flight at the same moment are merged into one call. A `miss_handler` (set by `mksap run --batch`)
+is asked on every cache miss before a call is made: it may supply an answer (validated and cached
+like a fresh one), let the call go ahead, or fail the request (e.g. "waiting for batch").
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -28,6 +30,19 @@ if TYPE_CHECKING:
     from mksap.cache import ResponseCache
 
 Accept = Callable[[dict[str, Any]], object]
+T = TypeVar("T")
+
+#: Usage of answers that came from a batch API is totalled under "<model> (batch)" and priced
+#: at this fraction of the standard price (Anthropic's Message Batches: 50%).
+BATCH_SUFFIX = " (batch)"
+BATCH_PRICE_FACTOR = 0.5
+
+
+class MissHandler(Protocol):
+    def resolve(self, provider: Provider, request: LLMRequest, key: str) -> LLMResponse | None:
+        """Called (in a worker thread) on a cache miss, before any call: return an answer to
+        validate and cache like a fresh one, None to call the provider, or raise to fail."""
+        ...
 
 
 @dataclass
@@ -74,6 +89,7 @@ class ProviderRuntime:
         self._semaphore: asyncio.Semaphore | None = None
         self._limiter: RateLimiter | None = None
         self.totals: dict[tuple[str, str], ProviderTotals] = {}
+        self.miss_handler: MissHandler | None = None
         self._announced = False
 
     # -- identity (no network, no heavy imports) -------------------------------------------
@@ -88,10 +104,18 @@ class ProviderRuntime:
         return ",".join(self.names), first.model
 
     def estimate_cost(self, name: str, model: str, usage: Usage) -> float | None:
+        factor = BATCH_PRICE_FACTOR if model.endswith(BATCH_SUFFIX) else 1.0
         for p in self.providers():
             if p.name == name:
-                return p.estimate_cost(usage)
+                cost = p.estimate_cost(usage)
+                return None if cost is None else cost * factor
         return None
+
+    def add_batch_usage(self, name: str, model: str, usage: Usage) -> None:
+        """Count one answer paid through a batch API (priced at `BATCH_PRICE_FACTOR`)."""
+        totals = self.totals.setdefault((name, model + BATCH_SUFFIX), ProviderTotals())
+        totals.calls += 1
+        totals.usage = totals.usage + usage
 
     # -- thread side -----------------------------------------------------------------------
     def complete(self, request: LLMRequest, accept: Accept | None = None) -> LLMResponse:
@@ -103,6 +127,14 @@ class ProviderRuntime:
         loop = self._ensure_loop()
         future: Future[LLMResponse] = asyncio.run_coroutine_threadsafe(self._complete(request, accept), loop)
         return future.result()
+
+    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run `coroutine` on the providers' event loop (their clients live there) and wait."""
+        return self.start(coroutine).result()
+
+    def start(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
+        """Start `coroutine` on the providers' event loop; its future, to wait on."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._ensure_loop())
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._start_lock:
@@ -201,6 +233,10 @@ class ProviderRuntime:
             if hit is not None:
                 totals.cache_hits += 1
                 return hit.model_copy(update={"from_cache": True})
+        if self.miss_handler is not None and not provider.local:
+            supplied = await asyncio.to_thread(self.miss_handler.resolve, provider, request, key)
+            if supplied is not None:
+                return await self._accept_and_store(supplied, key, totals, accept, use_cache)
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self.settings.max_concurrency)
             self._limiter = RateLimiter(self.settings.rpm, self.settings.tpm)
@@ -217,6 +253,12 @@ class ProviderRuntime:
             self._limiter.tokens.charge(response.usage.output_tokens)
         totals.calls += 1
         totals.usage = totals.usage + response.usage
+        return await self._accept_and_store(response, key, totals, accept, use_cache)
+
+    async def _accept_and_store(
+        self, response: LLMResponse, key: str, totals: ProviderTotals, accept: Accept | None, use_cache: bool
+    ) -> LLMResponse:
+        """Validate with `accept` (an invalid answer raises `AnswerError`), then cache."""
         if accept is not None:
             try:
                 accept(response.data)

@@ -92,6 +92,15 @@ class Stage(ABC):
         options). Changing any value reruns this stage for every question."""
         return {}
 
+    def notices(self) -> list[str]:
+        """One-time messages for the start of a run (e.g. that a fallback is in use)."""
+        return []
+
+    def health(self) -> list[str]:
+        """Lines for `mksap doctor`, each starting 'ok: ', 'warn: ' or 'error: ': what this
+        stage depends on and whether it is usable."""
+        return []
+
     def fingerprint(self, provider: str, model: str) -> str:
         payload: dict[str, Any] = {"stage": self.name, "version": self.version, "config": self.config()}
         if self.uses_llm:

@@ -192,7 +192,19 @@ def test_statement_that_disappears_is_reported_and_listed(built: Workspace, tmp_
     assert set(sidecar["notes"].values()) == set(accepted(built))
 
 
+def flag_one(ws: Workspace, qid: str = "cvcor25101") -> None:
+    """Move one statement of a built question into `rejected_statements` with an error finding,
+    as validation does with one it cannot repair (the offline rules produce none to reject)."""
+    path = ws.output_json(qid)
+    doc = load_json(path)
+    statement = doc["true_statements"]["from_critique"].pop(0)
+    statement["findings"] = [{"code": "case_specific", "severity": "error", "message": "seeded for the test"}]
+    doc["rejected_statements"] = [*doc.get("rejected_statements", []), statement]
+    path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def test_include_flagged_keeps_them_tagged(built: Workspace, tmp_path: Path) -> None:
+    flag_one(built)
     deck = tmp_path / "flagged.apkg"
     result = export(
         built, "export", "anki", "--include-flagged", "--deck", "Boards", "-o", str(deck)
@@ -237,6 +249,7 @@ def test_csv_is_anki_text_import_and_parses_back(built: Workspace, tmp_path: Pat
 
 
 def test_jsonl_one_statement_per_line(built: Workspace, tmp_path: Path) -> None:
+    flag_one(built)
     path = tmp_path / "statements.jsonl"
     assert export(built, "export", "jsonl", "-o", str(path)).code == 0
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]

@@ -29,7 +29,7 @@ class AssembleStage(Stage):
     """Writes the output question JSON (or the input file itself with --in-place)."""
 
     name = "assemble"
-    version = "1"
+    version = "2"
     needs = ("parse", "nlp", "validate")
     final = True
 
@@ -51,6 +51,10 @@ class AssembleStage(Stage):
             "tables_skipped": len(parsed.skipped_tables),
         }
         doc["rejected_statements"] = [_out(s, table=s.source == "table") for s in result.rejected]
+        codes: dict[str, int] = {}
+        for s in [*result.accepted, *result.rejected]:
+            for f in s.findings:
+                codes[f.code] = codes.get(f.code, 0) + 1
         doc["mksap"] = {
             "provenance": {**job.provenance, "nlp": nlp.tier},
             "validation": {
@@ -58,6 +62,11 @@ class AssembleStage(Stage):
                 "rejected": len(result.rejected),
                 "repair_attempted": len(result.repair_attempted),
                 "repaired": len(result.repaired),
+                "repaired_ids": result.repaired,
+                "repair_failed_ids": result.repair_failed,
+                "findings_by_code": dict(sorted(codes.items())),
+                "lab_panels_skipped": parsed.skipped_tables,
+                "clinical_tables": [t.file for t in parsed.tables],
             },
         }
         return doc

@@ -1,70 +1,158 @@
-"""Deterministic checks on one statement. Each finding has a code and a severity."""
+"""Deterministic checks on statements. Each finding has a code and a severity.
+
+Codes (severity): cloze_not_verbatim, cloze_missing, cloze_invalid, case_specific,
+source_reference, pronoun_opening, number_not_in_source, unit_not_in_source,
+comparator_not_in_source, negation_lost, duplicate (error); too_long, list_tested (warning).
+"""
 
 from __future__ import annotations
 
 import re
 
-from mksap_plugins.stages.keypoints import similarity
-from mksap_plugins.stages.nlp_rules import NEGATION_CUES
+from mksap_plugins.stages.nlp_rules import STOPWORDS
+from mksap_plugins.stages.quantities import canonical_unit, quantities
+from mksap_plugins.stages.wording import (
+    CASE_SPECIFIC,
+    DEICTIC,
+    NEGATION_ANY,
+    PRONOUN_OPENING,
+    SOURCE_REFERENCE,
+    negated_spans,
+)
 
 from mksap.statements import Finding, Statement
 
-MAX_WORDS = 35
-_CASE = re.compile(r"\b(this|the|our) (patient|woman|man|case|vignette)\b|\b(she|he|her|his|him)\b|\d+-year-old", re.I)
-_SOURCE_REF = re.compile(
-    r"\boption [A-E]\b|\(option|\b(the|this) (critique|question|explanation|answer choice)\b|"
-    r"\bcorrect answer\b|\bincorrect answer\b",
-    re.I,
-)
-_PRONOUN_OPENING = re.compile(r"^(this|these|those|it|they|such|both|that)\b", re.I)
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
-_NEGATION = re.compile(r"\b(" + "|".join(re.escape(c) for c in NEGATION_CUES) + r")\b", re.I)
-_LIST = re.compile(r"[^,;]+,[^,;]+,\s*(?:and|or)\s")
+MAX_WORDS = 30
+NEAR_DUPLICATE = 0.8
+ERROR_CODES = (
+    "cloze_not_verbatim", "cloze_missing", "cloze_invalid", "case_specific", "source_reference",
+    "pronoun_opening", "number_not_in_source", "unit_not_in_source", "comparator_not_in_source",
+    "negation_lost", "duplicate",
+)  # fmt: skip
+WARNING_CODES = ("too_long", "list_tested")
+_LIST = re.compile(r"(?:[^,;:()]+,\s){2,}(?:and|or)\s[^,;:()]+|(?:[^;]+;\s){2,}[^;]+")
+_TOKEN = re.compile(r"[a-z0-9]+")
 
 
-def _f(code: str, severity: str, message: str) -> Finding:
-    return Finding(code=code, severity=severity, message=message)  # type: ignore[arg-type]
+def finding(code: str, message: str) -> Finding:
+    """A finding with the severity its code has."""
+    return Finding(code=code, severity="warning" if code in WARNING_CODES else "error", message=message)
+
+
+def _stem(token: str) -> str:
+    """A crude stem, so 'lowers', 'lowered' and 'lower' compare equal."""
+    for suffix in ("ing", "ed"):
+        if len(token) > 5 and token.endswith(suffix):
+            return token[: -len(suffix)]
+    return token[:-1] if len(token) > 3 and token.endswith("s") and not token.endswith("ss") else token
+
+
+def content_tokens(text: str) -> set[str]:
+    """Content words (stop words dropped), crudely stemmed."""
+    return {_stem(t) for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS}
+
+
+def similarity(a: str, b: str) -> float:
+    """Jaccard overlap of content words: 1.0 for the same words in any order."""
+    ta, tb = content_tokens(a), content_tokens(b)
+    return len(ta & tb) / len(ta | tb) if ta | tb else 1.0
+
+
+def badness(text: str) -> tuple[int, int]:
+    """How far a statement is from the quality bar (lower is better): wording errors, then
+    distance from ~15 words. Used to keep the better of two restatements."""
+    errors = sum(bool(rx.search(text)) for rx in (CASE_SPECIFIC, DEICTIC, SOURCE_REFERENCE, PRONOUN_OPENING))
+    return errors, abs(len(text.split()) - 15)
+
+
+def cloze_findings(statement: Statement) -> list[Finding]:
+    text = statement.statement
+    found: list[Finding] = []
+    if not statement.cloze_candidates:
+        return [finding("cloze_missing", "no cloze candidate")]
+    spans: list[tuple[int, int]] = []
+    for cand in statement.cloze_candidates:
+        start = text.find(cand) if cand else -1
+        if start < 0:
+            found.append(finding("cloze_not_verbatim", f"candidate {cand!r} is not in the statement"))
+            continue
+        if cand.strip(" .") == text.strip(" ."):
+            found.append(finding("cloze_invalid", "a candidate is the whole statement"))
+        elif all(w in STOPWORDS for w in _TOKEN.findall(cand.lower())):
+            found.append(finding("cloze_invalid", f"candidate {cand!r} is only common words"))
+        elif any(start < e and s < start + len(cand) for s, e in spans):
+            found.append(finding("cloze_invalid", f"candidate {cand!r} overlaps another"))
+        spans.append((start, start + len(cand)))
+    return found
+
+
+def wording_findings(text: str) -> list[Finding]:
+    found = []
+    if m := CASE_SPECIFIC.search(text) or DEICTIC.search(text):
+        found.append(finding("case_specific", f"case-specific or deictic wording {m.group(0)!r}"))
+    if m := SOURCE_REFERENCE.search(text):
+        found.append(finding("source_reference", f"refers to the source: {m.group(0)!r}"))
+    if m := PRONOUN_OPENING.match(text):
+        found.append(finding("pronoun_opening", f"opens with {m.group(0)!r}, which needs another sentence"))
+    words = len(text.split())
+    if words > MAX_WORDS:
+        found.append(finding("too_long", f"{words} words (more than {MAX_WORDS})"))
+    if m := _LIST.search(text):
+        items = max(m.group(0).count(",") + 1, m.group(0).count(";") + 1)
+        found.append(finding("list_tested", f"a list of {items} items in one statement"))
+    return found
+
+
+def faithfulness_findings(text: str, all_sources: str) -> list[Finding]:
+    """Numbers, units and comparators must occur (together) in the question's sources."""
+    source = quantities(all_sources)
+    values = {q.value for q in source}
+    found = []
+    for q in quantities(text):
+        same = [s for s in source if s.value == q.value]
+        if q.value not in values:
+            found.append(finding("number_not_in_source", f"number {q.value} does not occur in the source"))
+        elif q.unit and canonical_unit(q.unit) not in {canonical_unit(s.unit) for s in same}:
+            found.append(finding("unit_not_in_source", f"'{q.value} {q.unit}' does not occur in the source"))
+        elif q.comparator and q.comparator not in {s.comparator for s in same}:
+            found.append(finding("comparator_not_in_source", f"'{q.comparator}{q.value}' does not occur in the source"))
+    return found
+
+
+def negation_findings(text: str, source_text: str) -> list[Finding]:
+    """A statement about what its source sentence negates must keep a negation."""
+    if not source_text or NEGATION_ANY.search(text):
+        return []
+    words = content_tokens(text)
+    for cue, scope in negated_spans(source_text):
+        negated = content_tokens(scope)
+        if negated and len(negated & words) / len(negated) >= 0.6:
+            return [finding("negation_lost", f"the source says '{cue} {scope}'; the statement has no negation")]
+    return []
 
 
 def check(statement: Statement, source_text: str, all_sources: str) -> list[Finding]:
     """Findings for one statement. `source_text` is the sentence/row it came from (may be ''),
     `all_sources` everything the question says (numbers may come from anywhere in it)."""
     text = statement.statement
-    findings: list[Finding] = []
-    for cand in statement.cloze_candidates:
-        if cand not in text:
-            findings.append(_f("cloze_not_verbatim", "error", f"candidate {cand!r} is not in the statement"))
-    n = len(statement.cloze_candidates)
-    if n == 0:
-        findings.append(_f("cloze_missing", "error", "no cloze candidate"))
-    elif n == 1 and len(text.split()) > 12:
-        findings.append(_f("cloze_few", "warning", "one cloze candidate in a long statement"))
-    if m := _CASE.search(text):
-        findings.append(_f("case_specific", "error", f"case-specific wording {m.group(0)!r}"))
-    if m := _SOURCE_REF.search(text):
-        findings.append(_f("source_reference", "error", f"refers to the source: {m.group(0)!r}"))
-    if m := _PRONOUN_OPENING.match(text):
-        findings.append(_f("pronoun_opening", "error", f"opens with {m.group(0)!r}, which needs context"))
-    words = len(text.split())
-    if words > MAX_WORDS:
-        findings.append(_f("too_long", "warning", f"{words} words (more than {MAX_WORDS})"))
-    if _LIST.search(text) and any(c in text for c in statement.cloze_candidates if "," in c):
-        findings.append(_f("list_tested", "warning", "a list of 3+ items is tested in one cloze"))
-    haystack = all_sources.replace(",", "")
-    for num in _NUMBER.findall(text):
-        if num.replace(",", "") not in haystack:
-            findings.append(_f("number_not_in_source", "error", f"number {num} does not occur in the source"))
-    if source_text and _NEGATION.search(source_text) and not _NEGATION.search(text):
-        findings.append(_f("negation_lost", "warning", "the source sentence is negated, the statement is not"))
-    return findings
+    return [
+        *cloze_findings(statement),
+        *wording_findings(text),
+        *faithfulness_findings(text, all_sources),
+        *negation_findings(text, source_text),
+    ]
 
 
-def duplicates(statements: list[Statement], threshold: float = 0.8) -> dict[str, Finding]:
-    """A finding for each statement that nearly repeats an earlier one."""
+def duplicates(statements: list[Statement], threshold: float = NEAR_DUPLICATE) -> dict[str, Finding]:
+    """A finding for each statement that repeats (or nearly repeats) an earlier one."""
     found: dict[str, Finding] = {}
     for i, s in enumerate(statements):
         for earlier in statements[:i]:
-            if earlier.id not in found and similarity(s.statement, earlier.statement) >= threshold:
-                found[s.id] = _f("duplicate", "error", f"repeats statement {earlier.id}")
+            if earlier.id in found:
+                continue
+            score = similarity(s.statement, earlier.statement)
+            if score >= threshold:
+                kind = "repeats" if score == 1.0 else f"nearly repeats ({score:.2f})"
+                found[s.id] = finding("duplicate", f"{kind} statement {earlier.id}")
                 break
     return found

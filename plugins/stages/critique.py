@@ -4,43 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from mksap_plugins.stages.extraction import extract
+from mksap_plugins.stages.extraction import ExtractedStatements, extract, sentence_payload
 from mksap_plugins.stages.nlp import NlpAnalysis, NlpStage
 from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 from mksap_plugins.stages.prompts import load_prompt
-from pydantic import BaseModel
 
 from mksap.stage import Stage, StageJob
-from mksap.statements import Statement
 
-
-class ExtractedStatements(BaseModel):
-    """The artifact of an extraction stage."""
-
-    statements: list[Statement]
-
-
-def sentence_payload(objective: str, infos: list[Any]) -> dict[str, Any]:
-    return {
-        "educational_objective": objective,
-        "sentences": [
-            {
-                "index": i,
-                "text": info.text,
-                "terms": [t.text for t in info.terms if t.kind != "phrase"],
-                "negations": info.negations,
-                "atomicity_hints": info.atomicity,
-            }
-            for i, info in enumerate(infos)
-        ],
-    }
+__all__ = ["CritiqueStage", "ExtractedStatements", "sentence_payload"]
 
 
 class CritiqueStage(Stage):
     """Atomic, general statements from the critique."""
 
     name = "critique"
-    version = "1"
+    version = "2"
     needs = ("parse", "nlp")
     uses_llm = True
 

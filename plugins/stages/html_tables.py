@@ -4,8 +4,9 @@ Header rows and body rows come out as grids with row- and column-spans resolved,
 cell knows its column header even under two- or three-row headers. The extractor prints every
 element on its own indented line, so the line breaks around `<sub>`/`<sup>` are not spaces:
 `H<sub>2</sub>O` reads "H2O", `m<sup>2</sup>` reads "m²", and a footnote marker
-(`<sup>a</sup>`) is recorded, not kept in the text. Lab panels (the vignette's lab values) are told apart from clinical tables by their
-markup first and their structure second, so a clinical table without a thead stays clinical.
+(`<sup>a</sup>`) is recorded, not kept in the text. Lab panels (the vignette's lab values)
+are told apart from clinical tables by their markup first and their structure second, so a
+clinical table without a thead stays clinical.
 """
 
 from __future__ import annotations
@@ -261,19 +262,29 @@ def parse_table(markup: str, file: str, footnotes: list[str] | None = None, *, t
     sections: list[str] = []
     marks: list[list[str]] = []
     section = ""
-    grid = _grid(body)
-    for row in grid:
+    pending: tuple[list[str], list[_Cell | None]] | None = None
+
+    def add(texts: list[str], row: list[_Cell | None], label: str) -> None:
+        distinct = list(dict.fromkeys(c for c in row if c is not None))
+        rows.append(texts)
+        paragraphs.append([c.text_parts() if c else [] for c in row])
+        sections.append(label)
+        marks.append(list(dict.fromkeys(m for c in distinct for m in c.marks)))
+
+    for row in _grid(body):
         distinct = list(dict.fromkeys(c for c in row if c is not None))
         texts = [join_paragraphs(c.text_parts()) if c else "" for c in row]
         if not any(texts):
             continue
         if len(distinct) == 1 and len(row) > 1 and distinct[0].colspan >= len(row):
-            section = texts[0]  # a group label spanning the whole row
+            if pending is not None:  # two labels in a row: the first labels nothing, it is content
+                add(*pending, "")
+            section, pending = texts[0], (texts, row)  # a group label spanning the whole row
             continue
-        rows.append(texts)
-        paragraphs.append([c.text_parts() if c else [] for c in row])
-        sections.append(section)
-        marks.append(list(dict.fromkeys(m for c in distinct for m in c.marks)))
+        pending = None
+        add(texts, row, section)
+    if pending is not None:  # a last spanning row labels nothing below it: it is content
+        add(*pending, "")
 
     notes = [n for n in (footnote_text(f) for f in footnotes or []) if n]
     for cells in tfoot_rows:

@@ -1,12 +1,13 @@
-"""keypoints: statements from the key points, minus those a critique statement already makes."""
+"""keypoints: statements from the key points. A key-point statement that restates a critique
+statement is a duplicate: the better of the two is kept (the other dropped, or superseded)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from mksap_plugins.stages.critique import CritiqueStage, ExtractedStatements, sentence_payload
-from mksap_plugins.stages.extraction import extract
+from mksap_plugins.stages.checks import NEAR_DUPLICATE, badness, similarity
+from mksap_plugins.stages.critique import CritiqueStage
+from mksap_plugins.stages.extraction import ExtractedStatements, extract, sentence_payload
 from mksap_plugins.stages.nlp import NlpAnalysis, NlpStage
 from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 from mksap_plugins.stages.prompts import load_prompt
@@ -14,24 +15,34 @@ from mksap_plugins.stages.prompts import load_prompt
 from mksap.stage import Stage, StageJob
 from mksap.statements import Statement
 
-NEAR_DUPLICATE = 0.8
+__all__ = ["KeyPointsStage", "NEAR_DUPLICATE", "similarity", "drop_restatements"]
 
 
-def _tokens(text: str) -> set[str]:
-    return set(re.findall(r"[a-z0-9]+", text.lower()))
-
-
-def similarity(a: str, b: str) -> float:
-    """Jaccard overlap of word sets: 1.0 for the same words in any order."""
-    ta, tb = _tokens(a), _tokens(b)
-    return len(ta & tb) / len(ta | tb) if ta | tb else 1.0
+def drop_restatements(found: list[Statement], critique: list[Statement]) -> ExtractedStatements:
+    """Key-point statements minus restatements of critique statements. When the key point
+    says it better (fewer wording problems, closer to ~15 words), it is kept and the critique
+    statement is listed as superseded instead."""
+    kept: list[Statement] = []
+    superseded: list[str] = []
+    for s in found:
+        twins = [
+            c for c in critique if c.id not in superseded and similarity(s.statement, c.statement) >= NEAR_DUPLICATE
+        ]
+        if not twins:
+            kept.append(s)
+            continue
+        twin = max(twins, key=lambda c: similarity(s.statement, c.statement))
+        if badness(s.statement) < badness(twin.statement):
+            kept.append(s)
+            superseded.append(twin.id)
+    return ExtractedStatements(statements=kept, superseded=superseded)
 
 
 class KeyPointsStage(Stage):
     """Statements from the key points; restatements of critique statements are dropped."""
 
     name = "keypoints"
-    version = "1"
+    version = "2"
     needs = ("parse", "nlp", "critique")
     uses_llm = True
 
@@ -50,7 +61,4 @@ class KeyPointsStage(Stage):
             "critique_statements": [s.statement for s in critique],
         }
         found = extract(job, load_prompt("keypoints"), payload, "key_point", "k")
-        kept: list[Statement] = [
-            s for s in found if all(similarity(s.statement, c.statement) < NEAR_DUPLICATE for c in critique)
-        ]
-        return ExtractedStatements(statements=kept)
+        return drop_restatements(found, critique)

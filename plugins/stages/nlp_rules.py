@@ -1,13 +1,17 @@
-"""The rule-based NLP tier: what the nlp stage computes when no spaCy model is installed.
+"""The rule-based NLP tier, and the artifact shapes both tiers fill.
 
-Sentences come from the parse stage; this finds abbreviation pairs, negation cues, candidate
-terms (for cloze deletion) and sentences that join several facts.
+Sentences come from the parse stage; for each one this finds abbreviation pairs
+("left bundle branch block (LBBB)", a simplified Schwartz-Hearst match), quantities, candidate
+terms, negated spans (NegEx-style cues and scopes), case-specific wording and hints that the
+sentence joins several facts. The spaCy tier adds the model's entities and sentence splits.
 """
 
 from __future__ import annotations
 
 import re
 
+from mksap_plugins.stages.quantities import quantities, quantity_spans
+from mksap_plugins.stages.wording import case_wording, negated_spans
 from pydantic import BaseModel, Field
 
 STOPWORDS = frozenset(
@@ -16,39 +20,62 @@ STOPWORDS = frozenset(
     has have had having do does did done can could may might must should would will shall not no
     if when while which who whom whose what where why how also only more most less least very
     such both either neither each every all any some other another same so because although though
-    after before during until since between among per via whether most often usually generally
-    patient patients including include includes included""".split()
+    after before during until since between among per via whether often usually generally
+    patient patients including include includes included cannot vs e.g i.e""".split()
 )
-NEGATION_CUES = (
-    "no", "not", "without", "absence of", "negative for", "does not", "do not", "did not",
-    "is not", "are not", "cannot", "never", "neither", "nor", "rule out", "ruled out", "unlikely",
-    "no evidence of", "fails to", "lack of",
-)  # fmt: skip
-_NEG = re.compile(r"\b(" + "|".join(re.escape(c) for c in sorted(NEGATION_CUES, key=len, reverse=True)) + r")\b", re.I)
-_NUMBER = re.compile(
-    r"(?:[≥≤<>]=?\s?|(?:greater|less|more|fewer) than (?:or equal to )?)?"
-    r"\d+(?:[.,]\d+)?(?:\s?(?:–|-|to)\s?\d+(?:\.\d+)?)?"
-    r"(?:\s?(?:%|mg/dL|mmol/L|mm Hg|mg|g/dL|mL/min/1\.73 m²|mL/min|U/L|ng/mL|µg/L|μg/dL|kg/m²"
-    r"|years?|months?|weeks?|days?|hours?|cm|mm|mEq/L|IU|units?))?"
+#: Common verbs and adjectives that make poor cloze answers on their own; they end a term.
+WEAK_WORDS = frozenset(
+    """preferred recommended reduce reduces reduced lower lowers lowered increase increases increased
+    cause causes caused use used uses given give considered consider required require requires needed
+    need needs associated indicated indicate indicates suggest suggests appropriate effective common
+    typical typically usual usually first next best likely unlikely important useful helpful
+    treated treat treats managed manage measured measure performed perform obtained obtain started
+    start stopped stop added add remains remain reserved defined define found show shows showed
+    offers offer provides provide allows allow helps help make makes made occur occurs adds raises carries
+    slow slows lack lacks come comes target targets act acts induces lengthens persists protects reflects
+    produces warrants combine combined combines rises rise fall falls improve improves worsen worsens
+    confirm confirms prevent prevents predict predicts suggestive consistent compatible expected needed
+    still already now later again alone rather rests raise appear appears presents present involves involve
+    undergo undergoes spread spreads treating lasts last recur recurs begins begin erupt erupts fade fades
+    lengthen lengthens remove removes fit fits apply applies change changes offered""".split()
 )
 _ABBREV = re.compile(r"\(([A-Za-z][A-Za-z0-9\-]{1,9}s?)\)")
 _WORD = re.compile(r"[A-Za-z0-9][\w\-–'/]*")
+_LIST = re.compile(r"(?:[^,;:()]+,\s){2,}(?:and|or)\s[^,;:()]+")
 
 
 class Term(BaseModel):
+    """A span of the sentence worth knowing about."""
+
     text: str
     kind: str = Field(description="abbreviation | number | phrase | entity")
+    label: str | None = Field(None, description="the model's entity label (spaCy tier)")
+
+
+class Abbreviation(BaseModel):
+    long: str
+    short: str
+
+
+class Negation(BaseModel):
+    cue: str
+    scope: str = Field(description="the words the cue negates")
 
 
 class SentenceInfo(BaseModel):
+    """What the nlp stage knows about one source sentence (or key point)."""
+
     text: str
-    terms: list[Term] = Field(default_factory=list)
-    negations: list[str] = Field(default_factory=list)
+    terms: list[Term] = Field(default_factory=list, description="cloze-worthy terms, best first")
+    entities: list[Term] = Field(default_factory=list, description="biomedical entities")
+    abbreviations: list[Abbreviation] = Field(default_factory=list)
+    negations: list[Negation] = Field(default_factory=list)
     atomicity: list[str] = Field(default_factory=list, description="hints that several facts are joined")
+    case_specific: list[str] = Field(default_factory=list, description="wording about the case or the source")
 
 
 def abbreviation_pairs(text: str) -> list[tuple[str, str]]:
-    """("left bundle branch block", "LBBB") pairs: a simplified Schwartz-Hearst match."""
+    """(long form, short form) pairs written as 'long form (SHORT)'."""
     pairs = []
     for m in _ABBREV.finditer(text):
         short = m.group(1)
@@ -56,8 +83,13 @@ def abbreviation_pairs(text: str) -> list[tuple[str, str]]:
         if len(letters) < 2 or not any(c.isupper() for c in short):
             continue
         words = _WORD.findall(text[: m.start()])[-(len(letters) + 3) :]
-        # shortest tail of words whose first word starts with the first letter and whose
+        # the shortest tail of words whose first word starts with the first letter and whose
         # characters contain the letters in order
+        exact = words[-len(letters) :]
+        if len(exact) == len(letters) and [w[0].lower() for w in exact] == letters:
+            long = text[: m.start()].rstrip()
+            pairs.append((long[long.rfind(exact[0]) :], short))
+            continue
         for n in range(1, len(words) + 1):
             tail = words[-n:]
             if tail[0][0].lower() != letters[0]:
@@ -81,13 +113,15 @@ def _in_order(letters: list[str], text: str) -> bool:
 
 
 def phrases(text: str) -> list[str]:
-    """Runs of content words between stop words and punctuation: candidate terms."""
+    """Runs of content words between stop words, weak words and punctuation: candidate terms."""
     out = []
-    for chunk in re.split(r"[,;:()\[\]]|\s[–-]\s|\.(?=\s|$)", text):
+    for chunk in re.split(r"[,;:()\[\]]|\s[–-]\s|(?<!\bvs)(?<!\b[A-Z])(?<!\be\.g)(?<!\bi\.e)\.(?=\s|$)", text):
         run: list[str] = []
         for word in chunk.split():
-            bare = word.strip(".\"'")
-            if bare.lower() in STOPWORDS or not bare:
+            bare = word.strip("\"'")
+            bare = bare if re.fullmatch(r"[A-Z]\.", bare) else bare.strip(".")
+            low = bare.lower()
+            if not bare or low in STOPWORDS or low in WEAK_WORDS or (low.endswith("ly") and len(low) > 4):
                 if run:
                     out.append(" ".join(run))
                 run = []
@@ -95,27 +129,56 @@ def phrases(text: str) -> list[str]:
                 run.append(bare)
         if run:
             out.append(" ".join(run))
-    return [p for p in out if len(p) >= 4 and any(c.isalpha() for c in p) and len(p.split()) <= 6]
+    return [p for p in out if _term_like(p)]
 
 
-def analyse(text: str) -> SentenceInfo:
-    terms: list[Term] = []
-    for long, short in abbreviation_pairs(text):
-        terms.append(Term(text=f"{long} ({short})", kind="abbreviation"))
-    for m in _NUMBER.finditer(text):
-        value = m.group(0).strip()
-        if any(c.isdigit() for c in value) and (len(value) > 2 or not value.isdigit()):
-            terms.append(Term(text=value, kind="number"))
-    for p in phrases(text):
-        terms.append(Term(text=p, kind="phrase"))
+def _term_like(phrase: str) -> bool:
+    """Long enough to be worth recalling: a single word needs 6+ letters or to be an acronym."""
+    if not any(c.isalpha() for c in phrase) or phrase[0].isdigit() or len(phrase.split()) > 6:
+        return False
+    if " " in phrase:
+        return len(phrase) >= 4
+    return len(phrase) >= 6 or (len(phrase) >= 2 and any(c.isupper() for c in phrase[1:]))
+
+
+def atomicity_hints(text: str) -> list[str]:
+    """Why a sentence may hold more than one fact."""
     hints = []
     if "; " in text:
         hints.append("semicolon joins clauses")
-    if text.count(",") >= 2 and re.search(r",\s(?:and|or)\s", text):
-        hints.append("list of 3+ items")
+    if m := _LIST.search(text):
+        hints.append(f"list of {m.group(0).count(',') + 1} items")
+    if re.search(r",\s(?:but|whereas|although|while)\s", text):
+        hints.append("contrast joins two facts")
+    if re.search(r"\bbecause\b|\bso that\b", text):
+        hints.append("claim and reason in one sentence")
+    if len(quantities(text)) >= 4:
+        hints.append("several thresholds in one sentence")
+    return hints
+
+
+def analyse(text: str) -> SentenceInfo:
+    """The rule-based analysis of one sentence."""
+    pairs = abbreviation_pairs(text)
+    terms = [Term(text=f"{long} ({short})", kind="abbreviation") for long, short in pairs]
+    terms += [Term(text=q, kind="number") for q in quantity_spans(text)]
+    terms += [Term(text=p, kind="phrase") for p in phrases(text)]
     return SentenceInfo(
         text=text,
-        terms=terms,
-        negations=[m.group(0) for m in _NEG.finditer(text)],
-        atomicity=hints,
+        terms=_unique(terms),
+        entities=[Term(text=long, kind="entity", label="ABBREVIATED") for long, _ in pairs],
+        abbreviations=[Abbreviation(long=long, short=short) for long, short in pairs],
+        negations=[Negation(cue=cue, scope=scope) for cue, scope in negated_spans(text)],
+        atomicity=atomicity_hints(text),
+        case_specific=case_wording(text),
     )
+
+
+def _unique(terms: list[Term]) -> list[Term]:
+    seen: set[str] = set()
+    out = []
+    for t in terms:
+        if t.text not in seen:
+            seen.add(t.text)
+            out.append(t)
+    return out

@@ -20,10 +20,11 @@ _SPACE = re.compile(r"\s+")
 
 # A sentence end glued to the next sentence: ".", "!" or "?" right after a non-space
 # character and right before a capitalised word ("aspirin.On", "m².This", "mg/dL.Her").
-_GLUED = re.compile(r"(?<=[^\s.])([.!?])(?=[\"'(\[]?[A-Z][a-z])")
+_GLUED = re.compile(r"(?<=[^\s.])([.!?])(?=[\"'(\[]?(?:[A-Z][a-z]|A\s|[α-ωΑ-Ω]-[A-Za-z]))")
 # A candidate boundary: end punctuation (plus closing quotes/brackets), space, then a
-# capital letter or digit, possibly behind an opening quote or bracket.
-_BOUNDARY = re.compile(r"([.!?][\"')\]]*)(\s+)(?=[\"'(\[]?[A-Z0-9])")
+# capital letter, a digit or a Greek-letter name ("β-Blockers"), possibly behind an opening
+# quote or bracket.
+_BOUNDARY = re.compile(r"([.!?][\"')\]]*)(\s+)(?=[\"'(\[]?(?:[A-Z0-9]|[α-ωΑ-Ω]-))")
 _LAST_TOKEN = re.compile(r"(\S+?)[\"')\]]*$")
 
 #: Never a sentence end when followed by anything.

@@ -8,19 +8,40 @@ from __future__ import annotations
 
 from typing import Any
 
-from mksap_plugins.stages.critique import ExtractedStatements
-from mksap_plugins.stages.extraction import extract
+from mksap_plugins.stages.extraction import ExtractedStatements, extract
+from mksap_plugins.stages.html_tables import ParsedTable
 from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 from mksap_plugins.stages.prompts import load_prompt
 
 from mksap.stage import Stage, StageJob
 
 
+def table_payload(table: ParsedTable) -> dict[str, Any]:
+    """What the tables prompt describes: caption, column labels, numbered rows and footnotes
+    (numbered after the rows, so a footnote statement has its own source index)."""
+    return {
+        "source": "table",
+        "caption": table.caption,
+        "columns": table.columns(),
+        "rows": [
+            {
+                "index": i,
+                "cells": row,
+                "paragraphs": table.paragraphs[i] if i < len(table.paragraphs) else [[c] for c in row],
+                "group": table.sections[i] if i < len(table.sections) else "",
+                "footnote_marks": table.row_marks[i] if i < len(table.row_marks) else [],
+            }
+            for i, row in enumerate(table.rows)
+        ],
+        "footnotes": [{"index": len(table.rows) + k, "text": note} for k, note in enumerate(table.footnotes)],
+    }
+
+
 class TablesStage(Stage):
     """Statements from clinical tables (one request per table)."""
 
     name = "tables"
-    version = "1"
+    version = "2"
     needs = ("parse",)
     uses_llm = True
 
@@ -31,13 +52,8 @@ class TablesStage(Stage):
         parsed = job.read(ParseStage, ParsedQuestion)
         statements = []
         for table in parsed.tables:
-            payload = {
-                "source": "table",
-                "caption": table.caption,
-                "columns": table.columns(),
-                "rows": [{"index": i, "cells": row} for i, row in enumerate(table.rows)],
-                "footnotes": table.footnotes,
-            }
             stem = table.file.removesuffix(".html")
-            statements += extract(job, load_prompt("tables"), payload, "table", f"t:{stem}:", table.file)
+            statements += extract(
+                job, load_prompt("tables"), table_payload(table), "table", f"t:{stem}:", table.file, table.caption
+            )
         return ExtractedStatements(statements=statements)

@@ -1,5 +1,9 @@
 """validate: deterministic checks on every statement, one repair round through the provider
-for statements with error findings, then accept or reject (never silently)."""
+for statements with error findings, then accept or reject (never silently).
+
+A repaired text is normalised and its candidates re-chosen against it, exactly as the cloze
+stage does, so a repair can never leave a non-verbatim candidate behind.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ import json
 from typing import Any
 
 from mksap_plugins.stages.checks import check, duplicates
-from mksap_plugins.stages.cloze import ClozedStatements, ClozeStage, normalise, select_candidates
+from mksap_plugins.stages.cloze import ClozedStatements, ClozeStage, finish
+from mksap_plugins.stages.normalise import normalise
 from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 from mksap_plugins.stages.prompts import load_prompt
 from pydantic import BaseModel, Field
@@ -35,16 +40,21 @@ class ValidatedStatements(BaseModel):
     accepted: list[Statement]
     rejected: list[Statement]
     repaired: list[str] = Field(default_factory=list, description="ids fixed by the repair round")
-    repair_attempted: list[str] = Field(default_factory=list)
+    repair_attempted: list[str] = Field(default_factory=list, description="ids sent to the repair round")
+    repair_failed: list[str] = Field(default_factory=list, description="ids still wrong after the repair round")
 
 
 def source_text(statement: Statement, parsed: ParsedQuestion) -> str:
-    """The sentence, key point or table row a statement was drawn from ('' if unknown)."""
+    """The sentence, key point, table row or table footnote a statement was drawn from
+    ('' if unknown)."""
     try:
         if statement.source == "table":
             _, stem, pos = statement.id.split(":")
             table = next(t for t in parsed.tables if t.file.removesuffix(".html") == stem)
-            return " ".join(table.rows[int(pos.split(".")[0])])
+            index = int(pos.split(".")[0])
+            if index >= len(table.rows):
+                return table.footnotes[index - len(table.rows)]
+            return "; ".join(table.rows[index])
         index = int(statement.id[1:].split(".")[0])
         return (parsed.critique if statement.source == "critique" else parsed.key_points)[index]
     except (ValueError, IndexError, StopIteration):
@@ -52,24 +62,34 @@ def source_text(statement: Statement, parsed: ParsedQuestion) -> str:
 
 
 def all_source_text(parsed: ParsedQuestion) -> str:
+    """Everything the question says that a statement may draw on."""
     parts = [parsed.objective, *parsed.critique, *parsed.key_points]
     for t in parsed.tables:
-        parts += [t.caption, *t.columns(), *(" ".join(r) for r in t.rows), *t.footnotes]
-    return " ".join(parts)
+        parts += [t.caption, *t.columns(), *(" ".join(r) for r in t.rows), *t.footnotes, *t.sections]
+    return " \n ".join(parts)
+
+
+def errors(s: Statement) -> list[Finding]:
+    return [f for f in s.findings if f.severity == "error"]
+
+
+def _repairable(s: Statement) -> bool:
+    return any(f.code != "duplicate" for f in errors(s))
 
 
 class ValidateStage(Stage):
     """Checks every statement; one LLM repair round for errors; rejects what stays wrong."""
 
     name = "validate"
-    version = "1"
+    version = "2"
     needs = ("parse", "cloze")
     uses_llm = True
 
     def config(self) -> dict[str, Any]:
         return {**load_prompt("repair").fingerprint(), "keep_rejected": self.settings.keep_rejected}
 
-    def _findings(self, statements: list[Statement], parsed: ParsedQuestion) -> list[Statement]:
+    def findings(self, statements: list[Statement], parsed: ParsedQuestion) -> list[Statement]:
+        """Every statement with its findings (duplicates compared across the question)."""
         everything = all_source_text(parsed)
         checked = [s.model_copy(update={"findings": check(s, source_text(s, parsed), everything)}) for s in statements]
         dups = duplicates(checked)
@@ -77,29 +97,27 @@ class ValidateStage(Stage):
 
     def run(self, job: StageJob) -> ValidatedStatements:
         parsed = job.read(ParseStage, ParsedQuestion)
-        statements = self._findings(job.read(ClozeStage, ClozedStatements).statements, parsed)
-        broken = [s for s in statements if _errors(s) and not _only_duplicate(s)]
-        repaired_ids: list[str] = []
+        statements = self.findings(job.read(ClozeStage, ClozedStatements).statements, parsed)
+        broken = [s for s in statements if _repairable(s)]
         if broken:
             fixes = self._repair(job, broken, parsed)
             updated = []
             for s in statements:
                 fix = fixes.get(s.id)
-                if fix is None:
+                if fix is None or not fix.statement.strip():
                     updated.append(s)
                     continue
-                text = normalise(fix.statement)
-                updated.append(
-                    s.model_copy(
-                        update={"statement": text, "cloze_candidates": select_candidates(text, fix.cloze_candidates)}
-                    )
-                )
-            statements = self._findings(updated, parsed)
-            repaired_ids = [s.id for s in statements if s.id in fixes and not _errors(s)]
-        accepted = [s for s in statements if not _errors(s) or self.settings.keep_rejected]
-        rejected = [s for s in statements if _errors(s) and not self.settings.keep_rejected]
+                repaired = s.model_copy(update={"statement": normalise(fix.statement), "findings": []})
+                updated.append(finish(repaired, fix.cloze_candidates))
+            statements = self.findings(updated, parsed)
+        attempted = {s.id for s in broken}
+        keep = self.settings.keep_rejected
         return ValidatedStatements(
-            accepted=accepted, rejected=rejected, repaired=repaired_ids, repair_attempted=[s.id for s in broken]
+            accepted=[s for s in statements if not errors(s) or keep],
+            rejected=[s for s in statements if errors(s) and not keep],
+            repaired=[s.id for s in statements if s.id in attempted and not errors(s)],
+            repair_attempted=[s.id for s in broken],
+            repair_failed=[s.id for s in statements if s.id in attempted and errors(s)],
         )
 
     def _repair(self, job: StageJob, broken: list[Statement], parsed: ParsedQuestion) -> dict[str, RepairItem]:
@@ -110,7 +128,7 @@ class ValidateStage(Stage):
                     "statement": s.statement,
                     "cloze_candidates": s.cloze_candidates,
                     "source_text": source_text(s, parsed),
-                    "problems": [f"{f.code}: {f.message}" for f in s.findings if f.severity == "error"],
+                    "problems": [f"{f.code}: {f.message}" for f in errors(s)],
                 }
                 for s in broken
             ]
@@ -127,11 +145,3 @@ class ValidateStage(Stage):
         answer, _ = job.ask(request, RepairAnswer)
         wanted = {s.id for s in broken}
         return {item.statement_id: item for item in answer.items if item.statement_id in wanted}
-
-
-def _errors(s: Statement) -> list[Finding]:
-    return [f for f in s.findings if f.severity == "error"]
-
-
-def _only_duplicate(s: Statement) -> bool:
-    return all(f.code == "duplicate" for f in _errors(s))

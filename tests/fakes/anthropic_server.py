@@ -8,7 +8,9 @@ It is a real HTTP server on 127.0.0.1 with an OS-assigned port, so the official
         client = anthropic.Anthropic(base_url=server.url, api_key="sk-test-x")
         msg = client.messages.create(model="m", max_tokens=100, messages=[...])
 
-Supported: ``POST /v1/messages`` (non-streaming) and ``POST /v1/messages/count_tokens``.
+Supported: ``POST /v1/messages`` (non-streaming), ``POST /v1/messages/count_tokens`` and the
+Message Batches endpoints under ``/v1/messages/batches`` (see ``batch_endpoints.py``; script
+them through ``server.batches``: processing delay, per-item errored/expired, creation count).
 Every other path answers 404 with an Anthropic-style error body; ``stream=true``
 answers 400. Replies come from the FIFO queue (:meth:`FakeAnthropicServer.enqueue`),
 then from ``responder(request_body)``, then default to ``Reply.json_object({})``.
@@ -31,6 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from .batch_endpoints import FakeBatches
 
 __all__ = ["FakeAnthropicServer", "Reply", "SPEND_LIMIT_MESSAGE", "estimate_tokens"]
 
@@ -84,6 +88,8 @@ class Reply:
     usage: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # extra seconds to sleep before answering (on top of latency)
+    raw: bytes | None = None  # sent verbatim instead of ``body`` (e.g. JSONL)
+    content_type: str = "application/json"
 
     @classmethod
     def json_object(
@@ -192,6 +198,7 @@ class FakeAnthropicServer:
         self.max_in_flight = 0
         self._in_flight = 0
         self._queue: deque[Reply] = deque()
+        self.batches = FakeBatches(self._batch_item)
         self._cached_prefixes: set[str] = set()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -257,9 +264,9 @@ class FakeAnthropicServer:
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
             reply, cache_key = self._answer(h.command, path, headers, body)
-            data = json.dumps(reply.body).encode()
+            data = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
             h.send_response(reply.status)
-            h.send_header("content-type", "application/json")
+            h.send_header("content-type", reply.content_type)
             h.send_header("request-id", _new_id("req_"))
             h.send_header("content-length", str(len(data)))
             for name, value in reply.headers.items():
@@ -280,14 +287,16 @@ class FakeAnthropicServer:
         self, method: str, path: str, headers: dict[str, str], body: Any
     ) -> tuple[Reply, str | None]:
         """The reply to send (with ``body`` filled in) and the prompt-cache key it creates."""
+        if path == "/v1/messages/batches" or path.startswith("/v1/messages/batches/"):
+            if not self._authorised(headers):
+                return Reply.error(401, "authentication_error", "x-api-key header is required"), None
+            status, obj, raw, ctype = self.batches.handle(method, path, body, self.url)
+            return Reply(status=status, body=obj, raw=raw, content_type=ctype), None
         if method != "POST" or path not in ("/v1/messages", "/v1/messages/count_tokens"):
             return Reply.error(404, "not_found_error", f"Not found: {method} {path}"), None
         if not isinstance(body, dict):
             return Reply.error(400, "invalid_request_error", "Body is not a JSON object"), None
-        if (
-            not headers.get("x-api-key")
-            and "bearer " not in headers.get("authorization", "").lower()
-        ):
+        if not self._authorised(headers):
             return Reply.error(401, "authentication_error", "x-api-key header is required"), None
         prefix_tokens = estimate_tokens(body.get("tools")) + estimate_tokens(body.get("system"))
         message_tokens = estimate_tokens(body.get("messages"))
@@ -295,7 +304,24 @@ class FakeAnthropicServer:
             return Reply(body={"input_tokens": prefix_tokens + message_tokens}), None
         if body.get("stream"):
             return Reply.error(400, "invalid_request_error", "The fake does not stream"), None
+        return self._message_reply(body)
 
+    @staticmethod
+    def _authorised(headers: dict[str, str]) -> bool:
+        return bool(headers.get("x-api-key")) or "bearer " in headers.get("authorization", "").lower()
+
+    def _batch_item(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """One batch item, answered like ``/v1/messages`` (queue, then responder), no latency."""
+        reply, cache_key = self._message_reply(params, sleep=False)
+        if cache_key is not None:
+            with self._lock:
+                self._cached_prefixes.add(cache_key)
+        return reply.status, reply.body or {}
+
+    def _message_reply(self, body: dict[str, Any], *, sleep: bool = True) -> tuple[Reply, str | None]:
+        """A Messages API answer to ``body`` from the queue or the responder."""
+        prefix_tokens = estimate_tokens(body.get("tools")) + estimate_tokens(body.get("system"))
+        message_tokens = estimate_tokens(body.get("messages"))
         with self._lock:
             reply = self._queue.popleft() if self._queue else None
         if reply is None:
@@ -310,7 +336,7 @@ class FakeAnthropicServer:
             cache_hit = cache_key in self._cached_prefixes
 
         latency = self.latency() if callable(self.latency) else self.latency
-        if latency + reply.delay > 0:
+        if sleep and latency + reply.delay > 0:
             self._stopping.wait(latency + reply.delay)
         if reply.body is not None:
             return reply, None

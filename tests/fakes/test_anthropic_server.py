@@ -211,3 +211,53 @@ def test_responder_truncation_hang_and_key_only_in_headers() -> None:
             assert API_KEY not in json.dumps(req["body"])
             auth = req["headers"].get("x-api-key") or req["headers"].get("authorization", "")
             assert API_KEY in auth
+
+
+def test_message_batches_create_poll_results_cancel_and_list(server: FakeAnthropicServer) -> None:
+    server.responder = lambda body: Reply.json_object({"echo": body["messages"][0]["content"]})
+    server.batches.polls_before_end = 1
+    server.batches.outcome = lambda custom_id, params: {"c": "errored", "d": "expired"}.get(custom_id)
+    client = sync_client(server)
+    requests = [
+        {"custom_id": cid, "params": {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": cid}]}}
+        for cid in "abcdef"
+    ]
+    batch = client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
+    assert batch.id.startswith("msgbatch_") and batch.processing_status == "in_progress"
+    assert batch.request_counts.processing == 6 and batch.results_url is None
+    assert client.messages.batches.retrieve(batch.id).processing_status == "in_progress"  # poll 1
+    ended = client.messages.batches.retrieve(batch.id)  # poll 2 > polls_before_end
+    assert ended.processing_status == "ended" and ended.results_url and ended.ended_at
+    counts = ended.request_counts
+    assert (counts.succeeded, counts.errored, counts.expired, counts.processing) == (4, 1, 1, 0)
+
+    lines = list(client.messages.batches.results(batch.id))
+    assert sorted(line.custom_id for line in lines) == list("abcdef")
+    assert [line.custom_id for line in lines] != list("abcdef")  # out of submission order
+    by_id = {line.custom_id: line.result for line in lines}
+    succeeded = by_id["a"]
+    assert succeeded.type == "succeeded" and json.loads(text_of(succeeded.message)) == {"echo": "a"}
+    assert by_id["c"].type == "errored" and by_id["d"].type == "expired"
+    assert server.batches.created == 1 and server.batches.created_ids == [list("abcdef")]
+    assert not [r for r in server.requests if r["path"] == "/v1/messages"]  # items are not plain calls
+
+    other = client.messages.batches.create(requests=requests[:2])  # type: ignore[arg-type]
+    canceling = client.messages.batches.cancel(other.id)
+    assert canceling.processing_status == "canceling" and canceling.cancel_initiated_at
+    canceled = client.messages.batches.retrieve(other.id)
+    assert canceled.processing_status == "ended" and canceled.request_counts.canceled == 2
+    assert [b.id for b in client.messages.batches.list()] == [other.id, batch.id]  # newest first
+
+
+def test_message_batches_reject_bad_custom_ids(server: FakeAnthropicServer) -> None:
+    client = sync_client(server, max_retries=0)
+    params = {"model": MODEL, "max_tokens": 8, "messages": MESSAGES}
+    with pytest.raises(anthropic.BadRequestError):
+        client.messages.batches.create(requests=[{"custom_id": "x" * 65, "params": params}])  # type: ignore[list-item]
+    with pytest.raises(anthropic.BadRequestError):
+        client.messages.batches.create(
+            requests=[{"custom_id": "same", "params": params}, {"custom_id": "same", "params": params}]  # type: ignore[list-item]
+        )
+    with pytest.raises(anthropic.NotFoundError):
+        client.messages.batches.retrieve("msgbatch_nope")
+    assert server.batches.created == 0

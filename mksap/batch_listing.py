@@ -1,0 +1,67 @@
+"""Our Message Batches as `mksap batches` shows them, and `mksap batches cancel`.
+
+"Ours" means recorded in this build's `<cache_dir>/batches/state.json`. The saved state is
+refreshed from the API when a key is at hand, but never written here: a `mksap run --batch` in
+another terminal owns that file, and sees a cancel at its next poll.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from mksap.batch_api import SupportsBatches
+from mksap.batch_state import BatchRecord, BatchStore
+from mksap.errors import MksapError, ProviderError
+from mksap.registry import Registry
+from mksap.runtime import ProviderRuntime
+from mksap.settings import Settings
+
+PROVIDER = "anthropic"
+
+
+class BatchListing(BaseModel):
+    """Our batches, oldest first; `note` says why they could not be refreshed, if so."""
+
+    batches: list[BatchRecord]
+    refreshed: bool
+    note: str | None = None
+    canceled: list[str] = Field(default_factory=list)
+    waiting_answers: int = 0  # fetched answers not yet taken by a build
+
+
+def batch_listing(
+    settings: Settings, *, cancel: list[str] | None = None, registry: Registry | None = None
+) -> BatchListing:
+    """Our batches, refreshed from the API. With `cancel`, first ask the API to cancel ours
+    that are still processing: those named, or every one when the list is empty."""
+    store = BatchStore.for_settings(settings)
+    records = list(store.load().batches)
+    ours = {b.id for b in records}
+    unknown = [i for i in cancel or [] if i not in ours]
+    if unknown:
+        listed = ", ".join(sorted(ours)) or "none"
+        raise MksapError(f"not a batch of this build: {', '.join(unknown)} (ours: {listed}; see `mksap batches`)")
+    listing = BatchListing(batches=[], refreshed=True, waiting_answers=store.result_count())
+    open_ = [i for i, b in enumerate(records) if b.status != "ended"]
+    if not open_:
+        return listing.model_copy(update={"batches": records})
+    runtime = ProviderRuntime(settings.model_copy(update={"provider": PROVIDER}), registry or Registry.load())
+    try:
+        provider = runtime.providers()[0]
+        assert isinstance(provider, SupportsBatches)
+        api = provider.batch_api()
+        for i in open_:
+            record = records[i]
+            wanted = cancel is not None and (not cancel or record.id in cancel)
+            if wanted and record.status == "in_progress":
+                records[i] = record.seen(runtime.call(api.cancel(record.id)))
+                listing.canceled.append(record.id)
+            else:
+                records[i] = record.seen(runtime.call(api.retrieve(record.id)))
+    except ProviderError as e:
+        if cancel is not None:
+            raise
+        listing.refreshed, listing.note = False, f"saved state, not refreshed: {e}"
+    finally:
+        runtime.close()
+    return listing.model_copy(update={"batches": records})

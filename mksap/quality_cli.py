@@ -1,0 +1,52 @@
+"""`mksap validate` (statement quality of the built outputs) and `mksap doctor` (what this
+machine can run). Commands parse options, call one core function and render its result;
+heavy imports stay inside the commands so importing `mksap.cli` stays cheap."""
+
+from __future__ import annotations
+
+import typer
+
+from mksap.cli_options import CacheDir, Data, InPlace, JsonOut, Out, ProviderOpt, Targets
+from mksap.cli_options import envelope as _envelope
+from mksap.cli_options import settings_from_flags as _settings
+
+
+def validate(
+    targets: Targets = None,
+    data: Data = None,
+    out: Out = None,
+    cache_dir: CacheDir = None,
+    in_place: InPlace = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Statement quality of the built outputs, per system and overall: statements per question,
+    words per statement (median, p90), cloze candidates per statement, findings by code,
+    repair success rate, and the share of statements passing with no error finding."""
+    from mksap.bank import parse_targets
+    from mksap.quality import quality_report, render
+
+    settings = _settings(data=data, out=out, cache_dir=cache_dir, in_place=in_place)
+    questions = parse_targets(targets or [], settings.data).discover(settings.data)
+    base = settings.data if settings.in_place else settings.out
+    report = quality_report([(q.system, q.qid, base / q.system / q.qid / f"{q.qid}.json") for q in questions])
+    if as_json:
+        print(_envelope("validate", report.model_dump(mode="json")))
+    else:
+        print(render(report))
+    if not questions or len(report.not_built) == len(questions):
+        raise typer.Exit(1)
+
+
+def doctor(provider: ProviderOpt = None, as_json: JsonOut = False) -> None:
+    """Which NLP tier is active (and how to install a scispaCy model), which providers are usable
+    (key set, CLI executable on PATH), and whether the cache folders are safe. Exit 1 on an error."""
+    from mksap.doctor import diagnose, render
+    from mksap.registry import Registry
+
+    report = diagnose(_settings(provider=provider), Registry.load())
+    if as_json:
+        print(_envelope("doctor", report.model_dump(mode="json")))
+    else:
+        print(render(report))
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)

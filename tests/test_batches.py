@@ -1,0 +1,349 @@
+"""`mksap run --batch` and `mksap batches`: the real SDK over real HTTP to the fake server's
+Message Batches endpoints, the real doit build on a copy of the examples."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mksap.bank import parse_targets
+from mksap.batches import BatchOptions, merge_reports, run_batched, split
+from mksap.build import Build
+from mksap.engine import RunReport
+from mksap.errors import ConfigError
+from mksap.settings import load_settings
+from tests.conftest import Workspace, load_json, summary_line
+
+from .fakes.anthropic_server import FakeAnthropicServer, Reply
+from .fakes.stage_answers import stage_responder
+
+API_KEY = "sk-ant-batch-test-SECRET-9d2e"
+POLL = ("--batch-poll", "0.05")
+
+
+@pytest.fixture
+def server() -> Iterator[FakeAnthropicServer]:
+    with FakeAnthropicServer(responder=stage_responder()) as srv:
+        yield srv
+
+
+@pytest.fixture
+def bws(ws: Workspace, server: FakeAnthropicServer, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    """The workspace, talking to the fake server through the anthropic provider."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+    monkeypatch.setenv("MKSAP_PROVIDER", "anthropic")
+    return ws
+
+
+def plain_calls(server: FakeAnthropicServer) -> list[dict[str, Any]]:
+    return [r for r in server.requests if r["path"] == "/v1/messages"]
+
+
+def submitted_ids(server: FakeAnthropicServer) -> list[str]:
+    return [cid for batch in server.batches.created_ids for cid in batch]
+
+
+def state(ws: Workspace) -> dict[str, Any]:
+    return load_json(ws.cache / "batches" / "state.json")
+
+
+def outputs(ws: Workspace) -> dict[str, Any]:
+    """Every output question without its build time (the rest must not depend on the route)."""
+    result = {}
+    for qid in ws.qids():
+        doc = load_json(ws.output_json(qid))
+        doc["mksap"]["provenance"].pop("built_at", None)
+        result[qid] = doc
+    return result
+
+
+def spawn_until_submitted(ws: Workspace, server: FakeAnthropicServer, *extra: str) -> subprocess.Popen[str]:
+    """`mksap run --batch` as a child process, returned once its first batch is recorded."""
+    proc = ws.spawn("run", "--batch", *POLL, *extra)
+    deadline = time.monotonic() + 60
+    state_file = ws.cache / "batches" / "state.json"
+    while not (server.batches.created and state_file.exists() and state(ws)["batches"]):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no batch submitted:\n{proc.communicate()[1][-2000:]}")
+        time.sleep(0.02)
+    return proc
+
+
+# -- the whole build through batches --------------------------------------------------------
+
+
+def test_batch_run_builds_everything_then_a_plain_run_makes_no_call(
+    bws: Workspace, server: FakeAnthropicServer
+) -> None:
+    result = bws.cli("run", "--batch", *POLL)
+    assert result.code == 0, result.text
+    assert summary_line(result.err).startswith(f"{len(bws.qids())} built, 0 up to date, 0 failed")
+    assert all(bws.output_json(q).exists() for q in bws.qids())
+    assert server.batches.created >= 3  # extraction, then keypoints, then cloze: rounds
+    assert plain_calls(server) == []
+    ids = submitted_ids(server)
+    assert len(ids) == len(set(ids)), "a request was paid for twice"
+    assert "batch round 1:" in result.err and "succeeded, 0 errored" in result.err
+    assert "(batch):" in result.err and "est. $" in result.err  # usage priced as batch usage
+    ledger = load_json(bws.build_dir / "usage.json")
+    assert ledger["anthropic/claude-sonnet-4-6 (batch)"]["calls"] == len(ids)
+    assert not (bws.cache / "batches" / "results").exists()  # every answer now in the LLM cache
+
+    before = len(server.requests)
+    again = bws.cli("run", "--force")
+    assert again.code == 0, again.text
+    assert len(server.requests) == before  # zero calls, zero batches: all from the cache
+    assert "0 calls" in again.err
+
+    for path in [*bws.cache.rglob("*"), *(bws.root / "home").rglob("*")]:
+        if path.is_file():
+            assert API_KEY.encode() not in path.read_bytes(), path
+    assert API_KEY not in result.text + again.text
+
+
+def test_batch_answers_match_their_requests_despite_random_order(
+    bws: Workspace, server: FakeAnthropicServer
+) -> None:
+    """Results come back shuffled; matched by custom_id, they give the very outputs that
+    direct calls give (a mix-up would put answers into the wrong questions)."""
+    assert bws.cli("run", "--batch", *POLL).code == 0
+    batched = outputs(bws)
+    for folder in (bws.out, bws.cache, bws.root / "home" / ".cache"):
+        subprocess.run(["rm", "-rf", str(folder)], check=True)
+    direct = bws.cli("run")
+    assert direct.code == 0, direct.text
+    assert plain_calls(server)  # this time, one call per request
+    assert outputs(bws) == batched
+
+
+def test_an_invalid_batch_answer_is_never_cached_and_gets_its_repair_round(
+    bws: Workspace, server: FakeAnthropicServer
+) -> None:
+    base = stage_responder()
+    spoiled: list[str] = []
+
+    def responder(body: dict[str, Any]) -> Reply:
+        payload = json.loads(body["messages"][0]["content"])
+        if len(body["messages"]) == 1 and "sentences" in payload and not spoiled:
+            spoiled.append(body["messages"][0]["content"])
+            return Reply.json_object({"statements": [{"not_a_statement": True}]})
+        return base(body)
+
+    server.responder = responder
+    result = bws.cli("run", "--batch", *POLL)
+    assert result.code == 0, result.text
+    assert spoiled and plain_calls(server) == []
+    items = [r["body"]["requests"] for r in server.requests if r["path"] == "/v1/messages/batches"]
+    repairs = [i for batch in items for i in batch if len(i["params"]["messages"]) == 3]
+    assert len(repairs) == 1 and repairs[0]["params"]["messages"][0]["content"] == spoiled[0]
+    stats = json.loads(bws.cli("cache", "stats", "--json").out)["data"]
+    assert stats["entries"] == len(submitted_ids(server)) - 1  # all but the invalid answer
+
+
+# -- interrupts and resume ------------------------------------------------------------------
+
+
+def test_a_killed_run_resumes_polling_and_never_submits_twice(
+    bws: Workspace, server: FakeAnthropicServer
+) -> None:
+    server.batches.polls_before_end = 10**6  # the first batch stays in progress
+    proc = spawn_until_submitted(bws, server)
+    proc.kill()  # SIGKILL: nothing gets to clean up
+    proc.communicate()
+    first = state(bws)["batches"][0]["id"]
+    assert server.batches.created == 1
+
+    server.batches.polls_before_end = 1  # a day later: it ends at the second poll
+    result = bws.cli("run", "--batch", *POLL)
+    assert result.code == 0, result.text
+    assert f"batch {first}: ended" in result.err
+    ids = submitted_ids(server)
+    assert len(ids) == len(set(ids)), "the resumed run submitted the first batch's requests again"
+    assert all(bws.output_json(q).exists() for q in bws.qids())
+    assert [b["id"] for b in state(bws)["batches"]][0] == first
+    assert all(b["fetched"] for b in state(bws)["batches"])
+
+
+def test_answers_fetched_for_other_targets_wait_for_their_build(bws: Workspace, server: FakeAnthropicServer) -> None:
+    server.batches.polls_before_end = 10**6
+    proc = spawn_until_submitted(bws, server, "cv")
+    proc.kill()
+    proc.communicate()
+    server.batches.polls_before_end = 0
+    other = bws.cli("run", "en", "--batch", *POLL)  # collects cv's batch too, keeps its answers
+    assert other.code == 0, other.text
+    assert any((bws.cache / "batches" / "results").glob("*/*.json"))
+    cv = bws.cli("run", "cv", "--batch", *POLL)
+    assert cv.code == 0, cv.text
+    ids = submitted_ids(server)
+    assert len(ids) == len(set(ids)), "cv's answers were dropped and paid for again"
+    assert not (bws.cache / "batches" / "results").exists()
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "term"])
+def test_an_interrupt_while_waiting_keeps_the_batch_for_the_next_run(
+    bws: Workspace, server: FakeAnthropicServer, sig: signal.Signals, code: int
+) -> None:
+    server.batches.polls_before_end = 10**6
+    proc = spawn_until_submitted(bws, server)
+    time.sleep(0.2)  # polling now
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "`mksap run --batch` again collects them" in err
+    assert state(bws)["batches"][0]["status"] == "in_progress"
+
+
+# -- errored and expired items --------------------------------------------------------------
+
+
+def fail_first_two(server: FakeAnthropicServer) -> list[str]:
+    """The first batch item submitted errors and the second expires; returns their ids."""
+    failed: list[str] = []
+
+    def outcome(custom_id: str, params: dict[str, Any]) -> str | None:
+        if len(failed) < 2 and custom_id not in failed:
+            failed.append(custom_id)
+            return "errored" if len(failed) == 1 else "expired"
+        return None
+
+    server.batches.outcome = outcome
+    return failed
+
+
+def test_errored_and_expired_items_fall_back_to_direct_calls(bws: Workspace, server: FakeAnthropicServer) -> None:
+    failed = fail_first_two(server)
+    result = bws.cli("run", "--batch", *POLL)
+    assert result.code == 0, result.text
+    assert "1 errored, 1 expired" in result.err
+    assert len(plain_calls(server)) == 2  # exactly the two, at the normal price
+    assert all(submitted_ids(server).count(cid) == 1 for cid in failed)  # not resubmitted
+    assert all(bws.output_json(q).exists() for q in bws.qids())
+    assert state(bws)["failures"] == {}
+
+
+def test_errored_and_expired_items_are_reported_when_asked(bws: Workspace, server: FakeAnthropicServer) -> None:
+    failed = fail_first_two(server)
+    result = bws.cli("run", "--batch", *POLL, "--batch-failures", "report")
+    assert result.code == 1, result.text
+    assert plain_calls(server) == []
+    lines = [line for line in result.err.splitlines() if line.startswith("FAILED ")]
+    assert any("batch request errored (api_error: fake: this batch item errored)" in line for line in lines), lines
+    assert any("batch request expired" in line for line in lines), lines
+    assert 1 <= len(lines) <= 2
+
+    server.batches.outcome = None  # a new run submits the reported ones again
+    again = bws.cli("run", "--batch", *POLL)
+    assert again.code == 0, again.text
+    assert all(submitted_ids(server).count(cid) == 2 for cid in failed)
+    assert plain_calls(server) == []
+
+
+# -- mksap batches --------------------------------------------------------------------------
+
+
+def test_batches_lists_ours_and_cancel_cancels_them(bws: Workspace, server: FakeAnthropicServer) -> None:
+    assert "no batches" in bws.cli("batches", "--cache-dir", str(bws.cache)).out
+    server.batches.polls_before_end = 10**6
+    proc = spawn_until_submitted(bws, server)
+    proc.kill()
+    proc.communicate()
+    batch_id = state(bws)["batches"][0]["id"]
+
+    listed = bws.cli("batches", "--cache-dir", str(bws.cache))
+    assert listed.code == 0, listed.text
+    row = next(line for line in listed.out.splitlines() if line.startswith(batch_id))
+    assert "in_progress" in row
+    data = json.loads(bws.cli("batches", "--cache-dir", str(bws.cache), "--json").out)
+    assert data["kind"] == "batches" and data["data"]["refreshed"] is True
+    assert data["data"]["batches"][0]["id"] == batch_id
+
+    wrong = bws.cli("batches", "cancel", "msgbatch_not_ours", "--cache-dir", str(bws.cache))
+    assert wrong.code == 2 and "not a batch of this build" in wrong.err and batch_id in wrong.err
+    canceled = bws.cli("batches", "cancel", "--cache-dir", str(bws.cache))
+    assert canceled.code == 0, canceled.text
+    assert f"cancel requested: {batch_id}" in canceled.out
+    assert server.batches.batches[batch_id].status == "canceling"
+    after = json.loads(bws.cli("batches", "--cache-dir", str(bws.cache), "--json").out)["data"]["batches"][0]
+    assert after["status"] == "ended" and after["counts"]["canceled"] == after["requests"]
+
+    # Canceled before this run: its requests are simply submitted again.
+    server.batches.polls_before_end = 0
+    result = bws.cli("run", "--batch", *POLL)
+    assert result.code == 0, result.text
+    first = server.batches.created_ids[0]
+    assert all(submitted_ids(server).count(cid) == 2 for cid in first)
+
+
+def test_a_cancel_during_a_run_stops_that_run(bws: Workspace, server: FakeAnthropicServer) -> None:
+    server.batches.polls_before_end = 10**6
+    proc = spawn_until_submitted(bws, server)
+    assert bws.cli("batches", "cancel", "--cache-dir", str(bws.cache)).code == 0
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "a batch was canceled meanwhile" in err
+    assert server.batches.created == 1  # nothing resubmitted by the run that saw the cancel
+
+
+# -- refusals and the pieces ----------------------------------------------------------------
+
+
+def test_batch_mode_needs_the_anthropic_provider_and_the_cache(bws: Workspace) -> None:
+    offline = bws.cli("run", "--batch", "--provider", "offline")
+    assert offline.code == 2 and "--provider anthropic" in offline.err
+    no_cache = bws.cli("run", "--batch", "--no-cache")
+    assert no_cache.code == 2 and "--no-cache" in no_cache.err
+    with pytest.raises(ConfigError, match="fallback, report"):
+        BatchOptions(failures="sometimes")
+    bad = bws.cli("run", "--batch", "--batch-failures", "sometimes")
+    assert bad.code == 2 and "fallback, report" in bad.err
+
+
+def test_rounds_are_capped_with_a_clear_message(bws: Workspace, server: FakeAnthropicServer) -> None:
+    settings = load_settings({"data": bws.data, "out": bws.out, "cache_dir": bws.cache}).settings
+    build = Build.open(settings, notice=lambda m: None)
+    questions = parse_targets([], settings.data).discover(settings.data)
+    notes: list[str] = []
+    try:
+        options = BatchOptions(poll_interval=0.05, max_rounds=2)
+        report = run_batched(build, questions, jobs=4, quiet=True, options=options, notice=notes.append)
+    finally:
+        build.runtime.close()
+    assert report.exit_code == 1
+    assert any("stopped after 2 rounds" in n and "mksap run --batch" in n for n in notes), notes
+    assert report.reasons and all(r.startswith("waiting for batch") for r in report.reasons.values())
+    assert server.batches.created == 1  # the last round's requests are not submitted
+
+
+def test_split_respects_the_request_and_size_limits() -> None:
+    items = [{"custom_id": f"{i:064x}", "params": {"text": "x" * 100}} for i in range(10)]
+    assert [len(c) for c in split(items, 4, 10**6)] == [4, 4, 2]
+    size = len(json.dumps(items[0], separators=(",", ":"))) + 1
+    assert [len(c) for c in split(items, 100, 3 * size)] == [3, 3, 3, 1]
+    assert [len(c) for c in split(items[:1], 100, 10)] == [1]  # an oversized item still goes alone
+    assert sum(split(items, 3, 5 * size), []) == items  # order kept, nothing lost
+
+
+def test_merge_keeps_each_tasks_last_real_outcome() -> None:
+    total = RunReport()
+    merge_reports(total, RunReport(tasks={"critique:q": "built", "cloze:q": "failed"}, reasons={"cloze:q": "wait"}))
+    merge_reports(total, RunReport(tasks={"critique:q": "up-to-date", "cloze:q": "built"}))
+    assert total.tasks == {"critique:q": "built", "cloze:q": "built"} and total.reasons == {}
+    assert total.exit_code == 0
+
+
+def test_state_file_is_the_only_record_and_holds_no_prompt(bws: Workspace, server: FakeAnthropicServer) -> None:
+    assert bws.cli("run", "--batch", *POLL).code == 0
+    files = sorted(p.relative_to(bws.cache / "batches") for p in (bws.cache / "batches").rglob("*") if p.is_file())
+    assert files == [Path("state.json")]
+    text = (bws.cache / "batches" / "state.json").read_text()
+    assert "critique" not in text.lower() and API_KEY not in text
