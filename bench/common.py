@@ -76,12 +76,19 @@ class Workdir:
         return env
 
     def run(self, *args: str, check: bool = True, **env: str) -> Build:
-        """`mksap run --quiet ARGS` with wall time and this child's own peak RSS (wait4)."""
+        """`mksap run --quiet ARGS` with wall time and the run's own peak RSS.
+
+        The peak comes from /usr/bin/time, not from wait4 here: a child forked from this
+        (large) process inherits its resident pages in ru_maxrss before it execs.
+        """
         err_path = self.path / "last-run.stderr"
+        rss_path = self.path / "last-run.rss"
+        rss_path.unlink(missing_ok=True)
+        timer = ["/usr/bin/time", "-f", "%M", "-o", str(rss_path)] if Path("/usr/bin/time").exists() else []
         with open(err_path, "w") as err:
             t0 = time.perf_counter()
             proc = subprocess.Popen(
-                [str(BIN / "mksap"), "run", "--quiet", *args],
+                [*timer, str(BIN / "mksap"), "run", "--quiet", *args],
                 env=self.env(**env),
                 cwd=self.path,
                 stdout=subprocess.DEVNULL,
@@ -94,7 +101,8 @@ class Workdir:
         stderr = err_path.read_text()
         if check and code != 0:
             raise SystemExit(f"mksap run {' '.join(args)} failed ({code}):\n{stderr[-3000:]}")
-        return Build(wall, stderr, usage.ru_maxrss / 1024, code)
+        peak_kb = int(rss_path.read_text().split()[-1]) if rss_path.exists() else usage.ru_maxrss
+        return Build(wall, stderr, peak_kb / 1024, code)
 
 
 def summary_line(stderr: str) -> str:

@@ -226,7 +226,8 @@ def memory(server: Server, n: int) -> list[str]:
 def cpu(work: Workdir) -> list[str]:
     """Where local time goes: a profile of the no-op rebuild and of a cold offline build."""
     out: list[str] = []
-    offline = Workdir("suite-cpu", {"MKSAP_PROVIDER": "offline"})
+    # one worker: cProfile sees only the thread it runs in
+    offline = Workdir("suite-cpu", {"MKSAP_PROVIDER": "offline", "MKSAP_JOBS": "1"})
     if not offline.data.exists():
         offline.data.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(work.data, offline.data)

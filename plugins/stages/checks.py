@@ -8,6 +8,7 @@ comparator_not_in_source, negation_lost, duplicate (error); too_long, list_teste
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from mksap_plugins.stages.nlp_rules import STOPWORDS
 from mksap_plugins.stages.quantities import canonical_unit, quantities
@@ -47,9 +48,11 @@ def _stem(token: str) -> str:
     return token[:-1] if len(token) > 3 and token.endswith("s") and not token.endswith("ss") else token
 
 
-def content_tokens(text: str) -> set[str]:
-    """Content words (stop words dropped), crudely stemmed."""
-    return {_stem(t) for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS}
+@lru_cache(maxsize=8192)
+def content_tokens(text: str) -> frozenset[str]:
+    """Content words (stop words dropped), crudely stemmed. Cached: duplicate detection
+    compares every pair of a question's statements."""
+    return frozenset(_stem(t) for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS)
 
 
 def similarity(a: str, b: str) -> float:

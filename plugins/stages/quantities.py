@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _UNITS = sorted(
     [
@@ -97,8 +98,11 @@ def canonical_unit(unit: str | None) -> str | None:
     return unit.replace("µ", "μ").replace("mcg", "μg").lower().replace(" ", "")
 
 
-def quantities(text: str) -> list[Quantity]:
-    """Every number in `text`, with the comparator and unit that go with it."""
+@lru_cache(maxsize=4096)
+def quantities(text: str) -> tuple[Quantity, ...]:
+    """Every number in `text`, with the comparator and unit that go with it.
+
+    Cached: validation asks this of the same question source once per statement."""
     out = []
     for m in QUANTITY.finditer(text.replace("µ", "μ")):
         cmp_word = (m.group("cmp") or "").lower()
@@ -116,7 +120,7 @@ def quantities(text: str) -> list[Quantity]:
                         end=m.end(),
                     )
                 )
-    return out
+    return tuple(out)
 
 
 def quantity_spans(text: str) -> list[str]:
