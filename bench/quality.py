@@ -28,10 +28,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mksap_plugins.stages.wording import case_wording  # noqa: E402
-
 from mksap.cli import main  # noqa: E402
 from mksap.quality import QualityStats, output_statements, stats_of  # noqa: E402
+from mksap_plugins.stages.wording import case_wording  # noqa: E402
 from tests.fakes.anthropic_server import FakeAnthropicServer  # noqa: E402
 from tests.fakes.stage_answers import stage_responder  # noqa: E402
 

@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,7 @@ class Build:
             f"plugin {f.source} ({f.package}) failed to load and is not used: {f.error}"
             for f in self.registry.failures
         ]
-        return broken + [n for s in self.stages for n in getattr(s, "notices", lambda: [])()]
+        return broken + [n for s in self.stages for n in s.notices()]
 
     def __post_init__(self) -> None:
         self.stages = [cls(self.settings) for cls in self.registry.stages()]
@@ -195,7 +195,8 @@ class Build:
         self.failures_this_run[f"{stage.name}:{q.qid}"] = line
         return TaskFailed(line)
 
-    def provenance(self) -> dict[str, Any]:
+    @cached_property
+    def _provenance(self) -> dict[str, Any]:
         provider, model = self.runtime.identity()
         return {
             "tool": f"mksap {__version__}",
@@ -203,8 +204,11 @@ class Build:
             "model": model,
             "stages": {s.name: s.version for s in self.stages},
             "prompts": {s.name: s.config().get("prompt_version") for s in self.stages if s.uses_llm},
-            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+
+    def provenance(self) -> dict[str, Any]:
+        """What produced an output: tool, provider, model, stage and prompt versions, time."""
+        return {**self._provenance, "built_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
     def last_failure(self, q: Question) -> tuple[str, str] | None:
         """(stage, reason) of the earliest stage whose last run failed, if any."""

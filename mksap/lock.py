@@ -32,7 +32,7 @@ class BuildLock:
                     os.close(fd)
                     raise BuildLockedError(
                         f"another build (pid {holder}) is using {self.path.parent}; "
-                        "wait for it to finish, or pass --wait to queue behind it"
+                        "wait for it to finish (`mksap run --wait` queues behind it)"
                     ) from None
                 time.sleep(poll)
         os.ftruncate(fd, 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from mksap.bank import Question
-from mksap.build import Build
+from mksap.build import Build, holds_output
 from mksap.engine import plan
 
 STATES = ("up-to-date", "stale", "failed", "never built")
@@ -33,7 +33,7 @@ def question_states(build: Build, questions: list[Question]) -> StatusReport:
         if failure is not None and q.qid in stale:
             state = "failed"
             failures.append(QuestionFailure(qid=q.qid, stage=failure[0], reason=failure[1]))
-        elif not build.output_path(q).is_file() or (build.settings.in_place and q.qid in stale and not build.artifact("assemble", q).parent.is_dir()):
+        elif not holds_output(build.output_path(q)):  # no output file (or, in place, none written into it)
             state = "never built"
         elif q.qid in stale:
             state = "stale"

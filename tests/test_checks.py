@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from mksap_plugins.stages.checks import ERROR_CODES, WARNING_CODES, check, duplicates, similarity
 
 from mksap.statements import Statement
+from mksap_plugins.stages.checks import ERROR_CODES, WARNING_CODES, check, duplicates, similarity
 
 SOURCE = (
     "Drug K lowers the risk of stroke in atrial fibrillation. Anticoagulation is advised when the score is ≥2. "

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mksap_plugins.stages.cloze import candidate_range, finish, ranked_terms, select_candidates
-from mksap_plugins.stages.normalise import normalise
 
 from mksap.statements import Statement
+from mksap_plugins.stages.cloze import candidate_range, finish, ranked_terms, select_candidates
+from mksap_plugins.stages.normalise import normalise
 
 
 @pytest.mark.parametrize(

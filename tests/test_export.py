@@ -18,9 +18,9 @@ from typing import Any
 
 import genanki
 import pytest
-from mksap_plugins.exporters.anki import MODEL_ID, MODEL_NAME, cloze_text
 
 from mksap.export import ExportStatement, candidate_spans
+from mksap_plugins.exporters.anki import MODEL_ID, MODEL_NAME, cloze_text
 from tests.conftest import Result, Workspace, load_json, summary_line
 
 CLOZE = re.compile(r"\{\{c(\d+)::(.*?)\}\}", re.DOTALL)

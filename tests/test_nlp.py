@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mksap_plugins.stages.nlp import NlpStage, model_available
-from mksap_plugins.stages.nlp_rules import abbreviation_pairs, analyse, phrases
 
 from mksap.settings import load_settings
+from mksap_plugins.stages.nlp import NlpStage, model_available
+from mksap_plugins.stages.nlp_rules import abbreviation_pairs, analyse, phrases
 from tests.conftest import Workspace
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mksap_plugins.stages.html_tables import classify, looks_like_lab_panel, parse_table
-from mksap_plugins.stages.sentences import split_sentences, strip_html, unglue
 
 from mksap.settings import load_settings
+from mksap_plugins.stages.html_tables import classify, looks_like_lab_panel, parse_table
+from mksap_plugins.stages.sentences import split_sentences, strip_html, unglue
 from tests.conftest import EXAMPLES
 
 # -- the splitter ---------------------------------------------------------------------------

@@ -10,12 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mksap_plugins.providers.anthropic import (
-    PRICES_DATE,
-    AnthropicProvider,
-    estimate_cost,
-    strict_schema,
-)
 
 from mksap.errors import AnswerError, ProviderError, ProviderStopError
 from mksap.provider import LLMRequest, LLMResponse, Message, Usage
@@ -23,6 +17,12 @@ from mksap.registry import Registry
 from mksap.runtime import ProviderRuntime
 from mksap.settings import Settings
 from mksap.statements import StatementDrafts
+from mksap_plugins.providers.anthropic import (
+    PRICES_DATE,
+    AnthropicProvider,
+    estimate_cost,
+    strict_schema,
+)
 
 from .fakes.anthropic_server import FakeAnthropicServer, Reply
 

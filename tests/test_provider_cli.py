@@ -14,6 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from mksap.errors import AnswerError, ProviderError, ProviderStopError
+from mksap.provider import LLMRequest, Message, Provider
+from mksap.settings import Settings
+from mksap.statements import StatementDrafts
 from mksap_plugins.providers import cli_tools
 from mksap_plugins.providers.cli_tools import (
     ClaudeCodeProvider,
@@ -23,11 +28,6 @@ from mksap_plugins.providers.cli_tools import (
     parse_answer,
     render_prompt,
 )
-
-from mksap.errors import AnswerError, ProviderError, ProviderStopError
-from mksap.provider import LLMRequest, Message, Provider
-from mksap.settings import Settings
-from mksap.statements import StatementDrafts
 
 FAKES = Path(__file__).resolve().parent / "fakes" / "bin"
 PROVIDERS = [ClaudeCodeProvider, CodexProvider, GeminiProvider]

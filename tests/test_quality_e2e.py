@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from mksap_plugins.stages.keypoints import drop_restatements
-from mksap_plugins.stages.wording import case_wording
 
 from mksap.statements import Statement
+from mksap_plugins.stages.keypoints import drop_restatements
+from mksap_plugins.stages.wording import case_wording
 from tests.conftest import Workspace, load_json
 
 from .fakes.anthropic_server import FakeAnthropicServer, Reply

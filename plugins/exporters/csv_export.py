@@ -14,10 +14,9 @@ import io
 from pathlib import Path
 from typing import Literal
 
-from mksap_plugins.exporters.anki import AnkiOptions, note_guid, note_rows, source_line, tags
-
 from mksap.atomic import write_text
 from mksap.export import Exporter, ExportQuestion, ExportWritten
+from mksap_plugins.exporters.anki import AnkiOptions, note_guid, note_rows, source_line, tags
 
 COLUMNS = ("GUID", "Deck", "Text", "Back Extra", "Tags")
 SEPARATORS = {"tab": "\t", "comma": ","}

@@ -14,6 +14,7 @@ import json
 import re
 from typing import Any, ClassVar
 
+from mksap.provider import LLMRequest, LLMResponse, Provider
 from mksap_plugins.stages.cloze import candidate_range, select_candidates
 from mksap_plugins.stages.wording import (
     OPTION_PARENTHESIS,
@@ -21,8 +22,6 @@ from mksap_plugins.stages.wording import (
     TABLE_PARENTHESIS,
     case_wording,
 )
-
-from mksap.provider import LLMRequest, LLMResponse, Provider
 
 MIN_WORDS = 6
 _INCORRECT_BECAUSE = re.compile(r"^.{0,80}?\bis (?:incorrect|not correct|wrong)(?:,)? because (?P<fact>.+)$", re.I)

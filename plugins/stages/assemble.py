@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from mksap.stage import Stage, StageJob
+from mksap.statements import Statement
 from mksap_plugins.stages.nlp import NlpAnalysis, NlpStage
 from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 from mksap_plugins.stages.validate import ValidatedStatements, ValidateStage
-
-from mksap.stage import Stage, StageJob
-from mksap.statements import Statement
 
 LEGACY_FIELDS = ("statement", "extra_field", "cloze_candidates")
 

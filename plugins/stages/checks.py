@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from mksap.statements import Finding, Statement
 from mksap_plugins.stages.nlp_rules import STOPWORDS
 from mksap_plugins.stages.quantities import canonical_unit, quantities
 from mksap_plugins.stages.wording import (
@@ -20,8 +21,6 @@ from mksap_plugins.stages.wording import (
     SOURCE_REFERENCE,
     negated_spans,
 )
-
-from mksap.statements import Finding, Statement
 
 MAX_WORDS = 30
 NEAR_DUPLICATE = 0.8

@@ -11,18 +11,18 @@ import json
 import re
 from typing import Any
 
-from mksap_plugins.stages.critique import CritiqueStage
-from mksap_plugins.stages.extraction import ExtractedStatements
-from mksap_plugins.stages.keypoints import KeyPointsStage
-from mksap_plugins.stages.nlp_rules import STOPWORDS, Term, analyse
-from mksap_plugins.stages.normalise import normalise
-from mksap_plugins.stages.prompts import load_prompt
-from mksap_plugins.stages.tables import TablesStage
 from pydantic import BaseModel
 
 from mksap.provider import LLMRequest, Message, schema_of
 from mksap.stage import Stage, StageJob
 from mksap.statements import ClozeAnswer, Statement
+from mksap_plugins.stages.critique import CritiqueStage
+from mksap_plugins.stages.extraction import ExtractedStatements
+from mksap_plugins.stages.keypoints import KeyPointsStage
+from mksap_plugins.stages.nlp_rules import STOPWORDS, Term, terms_of
+from mksap_plugins.stages.normalise import normalise
+from mksap_plugins.stages.prompts import load_prompt
+from mksap_plugins.stages.tables import TablesStage
 
 __all__ = ["ClozeStage", "ClozedStatements", "normalise", "select_candidates", "candidate_range", "ranked_terms"]
 
@@ -90,7 +90,7 @@ def select_candidates(statement: str, proposed: list[str], limit: int = MAX_CAND
 def ranked_terms(statement: str, extra: list[Term] | None = None) -> list[str]:
     """Cloze-worthy terms of a statement, best first: quantities, abbreviation pairs,
     entities, then multi-word phrases before single words."""
-    terms = [*(extra or []), *analyse(statement).terms]
+    terms = [*(extra or []), *terms_of(statement)]
 
     def rank(t: Term) -> tuple[int, int, int]:
         n = len(t.text.split())

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from mksap.stage import Stage, StageJob
 from mksap_plugins.stages.extraction import ExtractedStatements, extract, sentence_payload
 from mksap_plugins.stages.nlp import NlpAnalysis, NlpStage
 from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 from mksap_plugins.stages.prompts import load_prompt
-
-from mksap.stage import Stage, StageJob
 
 __all__ = ["CritiqueStage", "ExtractedStatements", "sentence_payload"]
 

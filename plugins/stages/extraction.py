@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mksap_plugins.stages.nlp_rules import SentenceInfo
-from mksap_plugins.stages.prompts import Prompt
 from pydantic import BaseModel, Field
 
 from mksap.provider import LLMRequest, Message, schema_of
 from mksap.stage import StageJob
 from mksap.statements import SourceKind, Statement, StatementDrafts
+from mksap_plugins.stages.nlp_rules import SentenceInfo
+from mksap_plugins.stages.prompts import Prompt
 
 
 class ExtractedStatements(BaseModel):

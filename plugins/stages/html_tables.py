@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-from mksap_plugins.stages.sentences import SUPERSCRIPT, strip_html
 from pydantic import BaseModel, Field
+
+from mksap_plugins.stages.sentences import SUPERSCRIPT, strip_html
 
 _FOOTNOTE_MARK = re.compile(r"^(?:[a-z]|[*†‡§¶#]+)$")
 _SUPERSCRIPTABLE = re.compile(r"^[0-9+\-−]+$")

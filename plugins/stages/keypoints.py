@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from mksap.stage import Stage, StageJob
+from mksap.statements import Statement
 from mksap_plugins.stages.checks import NEAR_DUPLICATE, badness, similarity
 from mksap_plugins.stages.critique import CritiqueStage
 from mksap_plugins.stages.extraction import ExtractedStatements, extract, sentence_payload
 from mksap_plugins.stages.nlp import NlpAnalysis, NlpStage
 from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 from mksap_plugins.stages.prompts import load_prompt
-
-from mksap.stage import Stage, StageJob
-from mksap.statements import Statement
 
 __all__ = ["KeyPointsStage", "NEAR_DUPLICATE", "similarity", "drop_restatements"]
 

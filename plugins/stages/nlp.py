@@ -17,12 +17,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from mksap_plugins.stages.nlp_rules import Abbreviation, SentenceInfo, Term, analyse
-from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 from pydantic import BaseModel, Field
 
 from mksap.errors import StageError
 from mksap.stage import Stage, StageJob
+from mksap_plugins.stages.nlp_rules import Abbreviation, SentenceInfo, Term, analyse
+from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 
 SCISPACY_RELEASES = "https://s3-us-west-2.amazonaws.com/ai2-s2-scispacy/releases/v{version}/{model}-{version}.tar.gz"
 INSTALL_HINT = (

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 
+from pydantic import BaseModel, Field
+
 from mksap_plugins.stages.quantities import quantities, quantity_spans
 from mksap_plugins.stages.wording import case_wording, negated_spans
-from pydantic import BaseModel, Field
 
 STOPWORDS = frozenset(
     """a an the and or but nor of in on at to for from by with without within into onto over under
@@ -157,15 +158,22 @@ def atomicity_hints(text: str) -> list[str]:
     return hints
 
 
-def analyse(text: str) -> SentenceInfo:
-    """The rule-based analysis of one sentence."""
-    pairs = abbreviation_pairs(text)
+def terms_of(text: str, pairs: list[tuple[str, str]] | None = None) -> list[Term]:
+    """Candidate terms only (abbreviation pairs, quantities, phrases): what cloze selection
+    needs, without the rest of the analysis."""
+    pairs = abbreviation_pairs(text) if pairs is None else pairs
     terms = [Term(text=f"{long} ({short})", kind="abbreviation") for long, short in pairs]
     terms += [Term(text=q, kind="number") for q in quantity_spans(text)]
     terms += [Term(text=p, kind="phrase") for p in phrases(text)]
+    return _unique(terms)
+
+
+def analyse(text: str) -> SentenceInfo:
+    """The rule-based analysis of one sentence."""
+    pairs = abbreviation_pairs(text)
     return SentenceInfo(
         text=text,
-        terms=_unique(terms),
+        terms=terms_of(text, pairs),
         entities=[Term(text=long, kind="entity", label="ABBREVIATED") for long, _ in pairs],
         abbreviations=[Abbreviation(long=long, short=short) for long, short in pairs],
         negations=[Negation(cue=cue, scope=scope) for cue, scope in negated_spans(text)],

@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mksap_plugins.stages.html_tables import ParsedTable, parse_table
-from mksap_plugins.stages.sentences import split_sentences, strip_html
 from pydantic import BaseModel, Field
 
 from mksap.bank import QUESTION_ID, SYSTEMS
 from mksap.checker import source_document
 from mksap.errors import InputError
 from mksap.stage import Stage, StageJob
+from mksap_plugins.stages.html_tables import ParsedTable, parse_table
+from mksap_plugins.stages.sentences import split_sentences, strip_html
 
 
 class ParsedQuestion(BaseModel):

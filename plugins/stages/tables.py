@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from mksap.stage import Stage, StageJob
 from mksap_plugins.stages.extraction import ExtractedStatements, extract
 from mksap_plugins.stages.html_tables import ParsedTable
 from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 from mksap_plugins.stages.prompts import load_prompt
-
-from mksap.stage import Stage, StageJob
 
 
 def table_payload(table: ParsedTable) -> dict[str, Any]:

@@ -10,16 +10,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mksap_plugins.stages.checks import check, duplicates
-from mksap_plugins.stages.cloze import ClozedStatements, ClozeStage, finish
-from mksap_plugins.stages.normalise import normalise
-from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
-from mksap_plugins.stages.prompts import load_prompt
 from pydantic import BaseModel, Field
 
 from mksap.provider import LLMRequest, Message, schema_of
 from mksap.stage import Stage, StageJob
 from mksap.statements import Finding, Statement
+from mksap_plugins.stages.checks import check, duplicates
+from mksap_plugins.stages.cloze import ClozedStatements, ClozeStage, finish
+from mksap_plugins.stages.normalise import normalise
+from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
+from mksap_plugins.stages.prompts import load_prompt
 
 
 class RepairItem(BaseModel):

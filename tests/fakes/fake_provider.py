@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import os
 
-from mksap_plugins.providers.offline import OfflineProvider
-
 from mksap.hookspecs import Register
 from mksap.provider import LLMRequest, LLMResponse, Usage
+from mksap_plugins.providers.offline import OfflineProvider
 
 
 class FakeProvider(OfflineProvider):
