@@ -27,7 +27,8 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
     elapsed = time.perf_counter() - t0
     if proc.returncode not in (0, 1):
         raise SystemExit(f"{cmd} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return elapsed, proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
+    summaries = [line for line in proc.stderr.splitlines() if " built, " in line]
+    return elapsed, summaries[-1] if summaries else ""
 
 
 def main() -> None:
