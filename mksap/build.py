@@ -69,7 +69,7 @@ class Build:
             f"plugin {f.source} ({f.package}) failed to load and is not used: {f.error}"
             for f in self.registry.failures
         ]
-        return broken + [n for s in self.stages for n in s.notices()]
+        return broken + self.runtime.notices() + [n for s in self.stages for n in s.notices()]
 
     def __post_init__(self) -> None:
         self.stages = [cls(self.settings) for cls in self.registry.stages()]

@@ -92,6 +92,16 @@ class ProviderRuntime:
         self.miss_handler: MissHandler | None = None
         self._announced = False
 
+    def notices(self) -> list[str]:
+        """The one-time notice that the fallback provider is in use (empty once given)."""
+        if self._announced or self.settings.provider != "auto" or self.names != ["offline"]:
+            return []
+        self._announced = True
+        return [
+            "No provider configured and no ANTHROPIC_API_KEY: using the rule-based 'offline' "
+            "provider (outputs are marked provider=offline)."
+        ]
+
     # -- identity (no network, no heavy imports) -------------------------------------------
     def providers(self) -> list[Provider]:
         if self._providers is None:
@@ -139,12 +149,8 @@ class ProviderRuntime:
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._start_lock:
             if self._loop is None:
-                if not self._announced and self.settings.provider == "auto" and self.names == ["offline"]:
-                    self.notice(
-                        "No provider configured and no ANTHROPIC_API_KEY: using the rule-based 'offline' "
-                        "provider (outputs are marked provider=offline)."
-                    )
-                    self._announced = True
+                for line in self.notices():  # not announced before the run: say it now
+                    self.notice(line)
                 loop = asyncio.new_event_loop()
                 self._thread = threading.Thread(target=loop.run_forever, name="mksap-providers", daemon=True)
                 self._thread.start()
