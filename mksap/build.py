@@ -31,7 +31,7 @@ from mksap.errors import MksapError, PluginError
 from mksap.registry import Registry
 from mksap.runtime import ProviderRuntime
 from mksap.settings import Settings
-from mksap.stage import Stage, StageJob
+from mksap.stage import Stage, StageJob, describe
 
 DEP_FILE = "doit.sqlite"
 
@@ -66,8 +66,7 @@ class Build:
         """One-time notices: plugins that failed to load (never skipped silently), and what
         stages want the user to see (e.g. a fallback in use)."""
         broken = [
-            f"plugin {f.source} ({f.package}) failed to load and is not used: {f.error}"
-            for f in self.registry.failures
+            f"plugin {f.source} ({f.package}) failed to load and is not used: {f.error}" for f in self.registry.failures
         ]
         return broken + self.runtime.notices() + [n for s in self.stages for n in s.notices()]
 
@@ -77,9 +76,7 @@ class Build:
         if len(finals) != 1:
             broken = "; ".join(f"{f.source}: {f.error}" for f in self.registry.failures)
             cause = f" (a plugin failed to load: {broken}; see `mksap plugins`)" if broken else ""
-            raise PluginError(
-                f"exactly one stage must write the output question file; found {finals or 'none'}{cause}"
-            )
+            raise PluginError(f"exactly one stage must write the output question file; found {finals or 'none'}{cause}")
 
     # -- paths ------------------------------------------------------------------------------
     @property
@@ -160,7 +157,7 @@ class Build:
         for stage in self.stages:
 
             def generate(stage: Stage = stage) -> Iterator[dict[str, Any]]:
-                yield {"basename": stage.name, "name": None, "doc": _doc(stage)}
+                yield {"basename": stage.name, "name": None, "doc": describe(type(stage))}
                 for q in questions:
                     yield self.task_dict(stage, q)
 
@@ -238,9 +235,3 @@ def holds_output(path: Path) -> bool:
         return b'"true_statements"' in path.read_bytes()
     except OSError:
         return False
-
-
-def _doc(stage: Stage) -> str:
-    doc = (type(stage).__doc__ or "").strip()
-    return doc.splitlines()[0] if doc else stage.name
-

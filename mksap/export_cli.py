@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mksap.cli_options import CacheDir, Data, InPlace, JsonOut, Out, Targets
+from mksap.cli_options import envelope as _envelope
+from mksap.cli_options import err as _err
+from mksap.cli_options import settings_from_flags as _settings
 
 if TYPE_CHECKING:
     from mksap.export import ExportReport
@@ -59,9 +62,6 @@ def _export(
     force: bool,
     **locations: Any,
 ) -> None:
-    from mksap.cli_options import envelope as _envelope
-    from mksap.cli_options import err as _err
-    from mksap.cli_options import settings_from_flags as _settings
     from mksap.export import run_export
 
     settings = _settings(**locations)

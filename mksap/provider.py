@@ -104,7 +104,3 @@ class Provider(ABC):
 
     async def aclose(self) -> None:
         """Release connections or child processes. Called once at the end of a run."""
-
-    @classmethod
-    def describe(cls) -> str:
-        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""

@@ -118,5 +118,6 @@ class Stage(ABC):
 
 
 def describe(stage: type[Stage]) -> str:
+    """The first line of a stage's docstring (shown by `doit list`), else its name."""
     doc = (stage.__doc__ or "").strip()
-    return doc.splitlines()[0] if doc else ""
+    return doc.splitlines()[0] if doc else stage.name
