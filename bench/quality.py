@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mksap.cli import main  # noqa: E402
-from mksap.quality import QualityStats, output_statements, stats_of  # noqa: E402
+from mksap.reports.quality import QualityStats, output_statements, stats_of  # noqa: E402
 from mksap_plugins.stages.wording import case_wording  # noqa: E402
 from tests.fakes.anthropic_server import FakeAnthropicServer  # noqa: E402
 from tests.fakes.stage_answers import stage_responder  # noqa: E402

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mksap.errors import ConfigError
+from mksap.contracts.errors import ConfigError
 
 SYSTEMS: tuple[str, ...] = tuple("cc cs cv dm en fc gi hm hp id in np nr on pm rm".split())
 QUESTION_ID = re.compile(r"^(?P<system>[a-z]{2})(?P<type>mcq|cor|qqq|vdx)(?P<yy>\d{2})(?P<n>\d{3})$")

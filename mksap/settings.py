@@ -17,7 +17,7 @@ from typing import Any
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from mksap.errors import ConfigError
+from mksap.contracts.errors import ConfigError
 
 PROJECT_CONFIG = "mksap.toml"
 ENV_PREFIX = "MKSAP_"

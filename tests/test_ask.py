@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from mksap.bank import Question
-from mksap.cache import ResponseCache
-from mksap.errors import StageError
-from mksap.provider import LLMRequest, Message, schema_of
-from mksap.registry import Registry
-from mksap.runtime import ProviderRuntime
+from mksap.contracts.errors import StageError
+from mksap.contracts.provider import LLMRequest, Message, schema_of
+from mksap.contracts.registry import Registry
+from mksap.contracts.stage import StageJob
+from mksap.contracts.statements import StatementDrafts
+from mksap.llm.cache import ResponseCache
+from mksap.llm.runtime import ProviderRuntime
 from mksap.settings import Settings
-from mksap.stage import StageJob
-from mksap.statements import StatementDrafts
 
 from .fakes.anthropic_server import FakeAnthropicServer, Reply
 

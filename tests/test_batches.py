@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from mksap.bank import parse_targets
-from mksap.batches import BatchOptions, merge_reports, run_batched, split
-from mksap.build import Build
-from mksap.engine import RunReport
-from mksap.errors import ConfigError
+from mksap.batch.run import BatchOptions, merge_reports, run_batched, split
+from mksap.build.runner import RunReport
+from mksap.build.tasks import Build
+from mksap.contracts.errors import ConfigError
 from mksap.settings import load_settings
 from tests.conftest import Workspace, load_json, summary_line
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from mksap.cache import ResponseCache, parse_age
-from mksap.errors import AnswerError, CacheError
-from mksap.provider import LLMRequest, LLMResponse, Message, Usage
-from mksap.registry import Registry
-from mksap.runtime import ProviderRuntime
+from mksap.contracts.errors import AnswerError, CacheError
+from mksap.contracts.provider import LLMRequest, LLMResponse, Message, Usage
+from mksap.contracts.registry import Registry
+from mksap.contracts.statements import StatementDrafts
+from mksap.llm.cache import ResponseCache, parse_age
+from mksap.llm.runtime import ProviderRuntime
 from mksap.settings import Settings
-from mksap.statements import StatementDrafts
 from tests.fakes import fake_provider
 
 REPO = Path(__file__).resolve().parent.parent
@@ -206,8 +206,8 @@ PROGRAM = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from mksap.cache import ResponseCache
-    from mksap.provider import LLMResponse
+    from mksap.llm.cache import ResponseCache
+    from mksap.contracts.provider import LLMResponse
     cache = ResponseCache(Path(sys.argv[2]))
     if sys.argv[1] == "put":
         cache.put("k", LLMResponse(data={}, raw_text="kept", provider="p", model="m"))

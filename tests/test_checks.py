@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mksap.statements import Statement
+from mksap.contracts.statements import Statement
 from mksap_plugins.stages.checks import ERROR_CODES, WARNING_CODES, check, duplicates, similarity
 
 SOURCE = (

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mksap.statements import Statement
+from mksap.contracts.statements import Statement
 from mksap_plugins.stages.cloze import candidate_range, finish, ranked_terms, select_candidates
 from mksap_plugins.stages.normalise import normalise
 

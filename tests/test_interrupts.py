@@ -148,7 +148,7 @@ def test_terminate_or_ctrl_c_stops_cleanly_and_keeps_finished_tasks(
 
 
 def test_a_second_build_is_refused_at_once_while_one_holds_the_lock(built: Workspace) -> None:
-    from mksap.lock import BuildLock
+    from mksap.build.lock import BuildLock
 
     ws = built
     before = ws.identities()
@@ -173,7 +173,7 @@ def test_a_second_build_is_refused_at_once_while_one_holds_the_lock(built: Works
 
 
 def test_wait_queues_behind_the_running_build(ws: Workspace) -> None:
-    from mksap.lock import BuildLock
+    from mksap.build.lock import BuildLock
 
     lock = BuildLock(ws.build_dir).acquire()
     proc = ws.spawn("run", "--wait", "-q")

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from mksap.errors import AnswerError, ProviderError, ProviderStopError
-from mksap.provider import LLMRequest, LLMResponse, Message, Usage
-from mksap.registry import Registry
-from mksap.runtime import ProviderRuntime
+from mksap.contracts.errors import AnswerError, ProviderError, ProviderStopError
+from mksap.contracts.provider import LLMRequest, LLMResponse, Message, Usage
+from mksap.contracts.registry import Registry
+from mksap.contracts.statements import StatementDrafts
+from mksap.llm.runtime import ProviderRuntime
 from mksap.settings import Settings
-from mksap.statements import StatementDrafts
 from mksap_plugins.providers.anthropic import (
     PRICES_DATE,
     AnthropicProvider,

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from mksap.errors import AnswerError, ProviderError, ProviderStopError
-from mksap.provider import LLMRequest, Message, Provider
+from mksap.contracts.errors import AnswerError, ProviderError, ProviderStopError
+from mksap.contracts.provider import LLMRequest, Message, Provider
+from mksap.contracts.statements import StatementDrafts
 from mksap.settings import Settings
-from mksap.statements import StatementDrafts
 from mksap_plugins.providers import cli_tools
 from mksap_plugins.providers.cli_tools import (
     ClaudeCodeProvider,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from mksap.statements import Statement
+from mksap.contracts.statements import Statement
 from mksap_plugins.stages.keypoints import drop_restatements
 from mksap_plugins.stages.wording import case_wording
 from tests.conftest import Workspace, load_json

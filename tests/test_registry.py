@@ -33,7 +33,7 @@ def write_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, sou
 
 
 def test_first_party_entry_points_resolve_in_the_installed_package() -> None:
-    from mksap.hookspecs import HOOKS
+    from mksap.contracts.hookspecs import HOOKS
 
     eps = {ep.name: ep for ep in entry_points(group="mksap")}
     assert {"stages", "providers"} <= set(eps)
@@ -121,7 +121,7 @@ def test_a_third_party_stage_joins_the_graph(
         monkeypatch,
         "mksap_test_wordcount_plugin",
         """
-        from mksap.stage import Stage
+        from mksap.contracts.stage import Stage
 
 
         class WordCount(Stage):

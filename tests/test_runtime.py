@@ -12,11 +12,11 @@ from typing import ClassVar
 
 import pytest
 
-from mksap.errors import ProviderStopError
-from mksap.limits import TokenBucket
-from mksap.provider import LLMRequest, LLMResponse, Message, Provider
-from mksap.registry import Registry
-from mksap.runtime import ProviderRuntime, provider_chain
+from mksap.contracts.errors import ProviderStopError
+from mksap.contracts.provider import LLMRequest, LLMResponse, Message, Provider
+from mksap.contracts.registry import Registry
+from mksap.llm.limits import TokenBucket
+from mksap.llm.runtime import ProviderRuntime, provider_chain
 from mksap.settings import Settings
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mksap.hookspecs import Register
+from mksap.contracts.hookspecs import Register
 
 
 def register_exporters(register: Register) -> None:

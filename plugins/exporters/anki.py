@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from mksap.errors import ExportError
-from mksap.export import (
+from mksap.contracts.errors import ExportError
+from mksap.contracts.exporter import (
     Exporter,
     ExportOptions,
     ExportQuestion,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from mksap.atomic import write_text
-from mksap.export import Exporter, ExportQuestion, ExportWritten
+from mksap.contracts.exporter import Exporter, ExportQuestion, ExportWritten
 from mksap_plugins.exporters.anki import AnkiOptions, note_guid, note_rows, source_line, tags
 
 COLUMNS = ("GUID", "Deck", "Text", "Back Extra", "Tags")

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from mksap.atomic import write_text
-from mksap.export import Exporter, ExportOptions, ExportQuestion, ExportWritten, selected
+from mksap.contracts.exporter import Exporter, ExportOptions, ExportQuestion, ExportWritten, selected
 
 FORMAT = 1
 

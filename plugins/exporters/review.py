@@ -11,7 +11,7 @@ from html import escape
 from pathlib import Path
 
 from mksap.atomic import write_text
-from mksap.export import (
+from mksap.contracts.exporter import (
     Exporter,
     ExportOptions,
     ExportQuestion,

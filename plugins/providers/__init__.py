@@ -1,6 +1,6 @@
 """mksap's providers: offline (rules), anthropic (Messages API), and CLI tools."""
 
-from mksap.hookspecs import Register
+from mksap.contracts.hookspecs import Register
 
 
 def register_providers(register: Register) -> None:

@@ -19,8 +19,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mksap.errors import AnswerError, ProviderError, ProviderStopError
-from mksap.provider import LLMRequest, LLMResponse, Provider, Usage
+from mksap.contracts.errors import AnswerError, ProviderError, ProviderStopError
+from mksap.contracts.provider import LLMRequest, LLMResponse, Provider, Usage
 from mksap.settings import Settings
 
 if TYPE_CHECKING:

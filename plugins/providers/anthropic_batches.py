@@ -14,9 +14,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from mksap.batch_api import BatchCounts, BatchInfo, BatchItemResult
-from mksap.errors import AnswerError, ProviderError
-from mksap.provider import LLMRequest
+from mksap.batch.api import BatchCounts, BatchInfo, BatchItemResult
+from mksap.contracts.errors import AnswerError, ProviderError
+from mksap.contracts.provider import LLMRequest
 
 from .anthropic import usage_of
 

@@ -22,8 +22,8 @@ from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from mksap.errors import AnswerError, ProviderError, ProviderStopError
-from mksap.provider import LLMRequest, LLMResponse, Provider, Usage
+from mksap.contracts.errors import AnswerError, ProviderError, ProviderStopError
+from mksap.contracts.provider import LLMRequest, LLMResponse, Provider, Usage
 from mksap.settings import Settings
 
 #: Seconds between SIGTERM and SIGKILL when a call is abandoned.

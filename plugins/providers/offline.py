@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any, ClassVar
 
-from mksap.provider import LLMRequest, LLMResponse, Provider
+from mksap.contracts.provider import LLMRequest, LLMResponse, Provider
 from mksap_plugins.stages.cloze import candidate_range, select_candidates
 from mksap_plugins.stages.wording import (
     OPTION_PARENTHESIS,

@@ -1,6 +1,6 @@
 """mksap's stages: parse -> nlp -> critique / keypoints / tables -> cloze -> validate -> assemble."""
 
-from mksap.hookspecs import Register
+from mksap.contracts.hookspecs import Register
 
 
 def register_stages(register: Register) -> None:

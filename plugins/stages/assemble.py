@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mksap.stage import Stage, StageJob
-from mksap.statements import Statement
+from mksap.contracts.stage import Stage, StageJob
+from mksap.contracts.statements import Statement
 from mksap_plugins.stages.nlp import NlpAnalysis, NlpStage
 from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 from mksap_plugins.stages.validate import ValidatedStatements, ValidateStage

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from mksap.statements import Finding, Statement
+from mksap.contracts.statements import Finding, Statement
 from mksap_plugins.stages.nlp_rules import STOPWORDS
 from mksap_plugins.stages.quantities import canonical_unit, quantities
 from mksap_plugins.stages.wording import (

@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mksap.provider import LLMRequest, Message, schema_of
-from mksap.stage import Stage, StageJob
-from mksap.statements import ClozeAnswer, Statement
+from mksap.contracts.provider import LLMRequest, Message, schema_of
+from mksap.contracts.stage import Stage, StageJob
+from mksap.contracts.statements import ClozeAnswer, Statement
 from mksap_plugins.stages.critique import CritiqueStage
 from mksap_plugins.stages.extraction import ExtractedStatements
 from mksap_plugins.stages.keypoints import KeyPointsStage

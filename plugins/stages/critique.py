@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mksap.stage import Stage, StageJob
+from mksap.contracts.stage import Stage, StageJob
 from mksap_plugins.stages.extraction import ExtractedStatements, extract, sentence_payload
 from mksap_plugins.stages.nlp import NlpAnalysis, NlpStage
 from mksap_plugins.stages.parse import ParsedQuestion, ParseStage

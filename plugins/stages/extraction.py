@@ -9,9 +9,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mksap.provider import LLMRequest, Message, schema_of
-from mksap.stage import StageJob
-from mksap.statements import SourceKind, Statement, StatementDrafts
+from mksap.contracts.provider import LLMRequest, Message, schema_of
+from mksap.contracts.stage import StageJob
+from mksap.contracts.statements import SourceKind, Statement, StatementDrafts
 from mksap_plugins.stages.nlp_rules import SentenceInfo
 from mksap_plugins.stages.prompts import Prompt
 

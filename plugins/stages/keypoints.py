@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mksap.stage import Stage, StageJob
-from mksap.statements import Statement
+from mksap.contracts.stage import Stage, StageJob
+from mksap.contracts.statements import Statement
 from mksap_plugins.stages.checks import NEAR_DUPLICATE, badness, similarity
 from mksap_plugins.stages.critique import CritiqueStage
 from mksap_plugins.stages.extraction import ExtractedStatements, extract, sentence_payload

@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mksap.errors import StageError
-from mksap.stage import Stage, StageJob
+from mksap.contracts.errors import StageError
+from mksap.contracts.stage import Stage, StageJob
 from mksap_plugins.stages.nlp_rules import Abbreviation, SentenceInfo, Term, analyse
 from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 

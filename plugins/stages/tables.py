@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mksap.stage import Stage, StageJob
+from mksap.contracts.stage import Stage, StageJob
 from mksap_plugins.stages.extraction import ExtractedStatements, extract
 from mksap_plugins.stages.html_tables import ParsedTable
 from mksap_plugins.stages.parse import ParsedQuestion, ParseStage

@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mksap.provider import LLMRequest, Message, schema_of
-from mksap.stage import Stage, StageJob
-from mksap.statements import Finding, Statement
+from mksap.contracts.provider import LLMRequest, Message, schema_of
+from mksap.contracts.stage import Stage, StageJob
+from mksap.contracts.statements import Finding, Statement
 from mksap_plugins.stages.checks import check, duplicates
 from mksap_plugins.stages.cloze import ClozedStatements, ClozeStage, finish
 from mksap_plugins.stages.normalise import normalise

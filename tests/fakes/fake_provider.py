@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 
-from mksap.hookspecs import Register
-from mksap.provider import LLMRequest, LLMResponse, Usage
+from mksap.contracts.hookspecs import Register
+from mksap.contracts.provider import LLMRequest, LLMResponse, Usage
 from mksap_plugins.providers.offline import OfflineProvider
 
 

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mksap.cli_options import CacheDir, JsonOut
-from mksap.cli_options import envelope as _envelope
-from mksap.cli_options import err as _err
-from mksap.cli_options import settings_from_flags as _settings
+from mksap.cli.options import CacheDir, JsonOut
+from mksap.cli.options import envelope as _envelope
+from mksap.cli.options import err as _err
+from mksap.cli.options import settings_from_flags as _settings
 
 if TYPE_CHECKING:
-    from mksap.batch_listing import BatchListing
+    from mksap.batch.listing import BatchListing
 
 batches_app = typer.Typer(
     help="This build's Message Batches (`mksap run --batch`): list them, or cancel ours still processing.\n\n"
@@ -44,7 +44,7 @@ def cancel(ids: Ids = None, cache_dir: CacheDir = None, as_json: JsonOut = False
 
 
 def _show(cancel_ids: list[str] | None, cache_dir: object, as_json: bool) -> None:
-    from mksap.batch_listing import batch_listing
+    from mksap.batch.listing import batch_listing
 
     listing = batch_listing(_settings(cache_dir=cache_dir), cancel=cancel_ids)
     if as_json:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mksap.bank import Question
-from mksap.batch_api import (
+from mksap.batch.api import (
     MAX_BATCH_BYTES,
     MAX_BATCH_REQUESTS,
     BatchAPI,
@@ -34,13 +34,13 @@ from mksap.batch_api import (
     BatchPendingError,
     SupportsBatches,
 )
-from mksap.batch_state import KEY, BatchRecord, BatchState, BatchStore, ItemFailure, StoredAnswer
-from mksap.build import Build
-from mksap.engine import RunReport, Terminated, interrupts_as_keyboard
-from mksap.engine import run as run_build
-from mksap.errors import AnswerError, ConfigError, ProviderError
-from mksap.progress import choose_progress
-from mksap.provider import LLMRequest, LLMResponse, Provider
+from mksap.batch.state import KEY, BatchRecord, BatchState, BatchStore, ItemFailure, StoredAnswer
+from mksap.build.progress import choose_progress
+from mksap.build.runner import RunReport, Terminated, interrupts_as_keyboard
+from mksap.build.runner import run as run_build
+from mksap.build.tasks import Build
+from mksap.contracts.errors import AnswerError, ConfigError, ProviderError
+from mksap.contracts.provider import LLMRequest, LLMResponse, Provider
 
 FAILURE_POLICIES = ("fallback", "report")
 WAITING = "waiting for batch: its request goes into the next Message Batch; run `mksap run --batch` to continue"

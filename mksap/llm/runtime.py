@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 
-from mksap.errors import AnswerError, ProviderStopError
-from mksap.limits import RateLimiter
-from mksap.provider import LLMRequest, LLMResponse, Provider, Usage
-from mksap.registry import Registry
+from mksap.contracts.errors import AnswerError, ProviderStopError
+from mksap.contracts.provider import LLMRequest, LLMResponse, Provider, Usage
+from mksap.contracts.registry import Registry
+from mksap.llm.limits import RateLimiter
 from mksap.settings import Settings
 
 if TYPE_CHECKING:
-    from mksap.cache import ResponseCache
+    from mksap.llm.cache import ResponseCache
 
 Accept = Callable[[dict[str, Any]], object]
 T = TypeVar("T")

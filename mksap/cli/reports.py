@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import typer
 
-from mksap.cli_options import CacheDir, Data, InPlace, JsonOut, Out, ProviderOpt, Targets
-from mksap.cli_options import envelope as _envelope
-from mksap.cli_options import settings_from_flags as _settings
+from mksap.cli.options import CacheDir, Data, InPlace, JsonOut, Out, ProviderOpt, Targets
+from mksap.cli.options import envelope as _envelope
+from mksap.cli.options import settings_from_flags as _settings
 
 
 def validate(
@@ -23,7 +23,7 @@ def validate(
     words per statement (median, p90), cloze candidates per statement, findings by code,
     repair success rate, and the share of statements passing with no error finding."""
     from mksap.bank import parse_targets
-    from mksap.quality import quality_report, render
+    from mksap.reports.quality import quality_report, render
 
     settings = _settings(data=data, out=out, cache_dir=cache_dir, in_place=in_place)
     questions = parse_targets(targets or [], settings.data).discover(settings.data)
@@ -40,8 +40,8 @@ def validate(
 def doctor(provider: ProviderOpt = None, as_json: JsonOut = False) -> None:
     """Which NLP tier is active (and how to install a scispaCy model), which providers are usable
     (key set, CLI executable on PATH), and whether the cache folders are safe. Exit 1 on an error."""
-    from mksap.doctor import diagnose, render
-    from mksap.registry import Registry
+    from mksap.contracts.registry import Registry
+    from mksap.reports.doctor import diagnose, render
 
     report = diagnose(_settings(provider=provider), Registry.load())
     if as_json:

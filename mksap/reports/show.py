@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from mksap.bank import QUESTION_ID
-from mksap.errors import ConfigError, InputError
+from mksap.contracts.errors import ConfigError, InputError
 from mksap.settings import Settings
 
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from mksap.errors import BuildLockedError
+from mksap.contracts.errors import BuildLockedError
 
 
 class BuildLock:

@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from mksap.errors import CacheError
-from mksap.registry import Registry
+from mksap.contracts.errors import CacheError
+from mksap.contracts.registry import Registry
 from mksap.settings import Settings
 
 Status = Literal["ok", "warn", "error"]
@@ -40,7 +40,7 @@ def _line(topic: str, line: str) -> Check:
 
 def provider_checks(settings: Settings, registry: Registry) -> list[Check]:
     """One check per registered provider, and which one a run would use."""
-    from mksap.runtime import provider_chain
+    from mksap.llm.runtime import provider_chain
 
     chain = provider_chain(settings)
     checks = [Check(topic="providers", status="ok", message=f"a run uses: {' -> '.join(chain)}")]
@@ -67,7 +67,7 @@ def provider_checks(settings: Settings, registry: Registry) -> list[Check]:
 
 def folder_checks(settings: Settings) -> list[Check]:
     """The LLM cache must be private (joblib stores pickles); the build state writable."""
-    from mksap.cache import check_private
+    from mksap.llm.cache import check_private
 
     checks = []
     cache = settings.llm_cache_dir

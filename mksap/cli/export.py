@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mksap.cli_options import CacheDir, Data, InPlace, JsonOut, Out, Targets
-from mksap.cli_options import envelope as _envelope
-from mksap.cli_options import err as _err
-from mksap.cli_options import settings_from_flags as _settings
+from mksap.cli.options import CacheDir, Data, InPlace, JsonOut, Out, Targets
+from mksap.cli.options import envelope as _envelope
+from mksap.cli.options import err as _err
+from mksap.cli.options import settings_from_flags as _settings
 
 if TYPE_CHECKING:
-    from mksap.export import ExportReport
+    from mksap.export.run import ExportReport
 
 export_app = typer.Typer(
     help="Write the built statements as an Anki deck, Anki text import (CSV) or JSONL.\n\n"
@@ -62,7 +62,7 @@ def _export(
     force: bool,
     **locations: Any,
 ) -> None:
-    from mksap.export import run_export
+    from mksap.export.run import run_export
 
     settings = _settings(**locations)
     report = run_export(

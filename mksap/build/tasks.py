@@ -26,12 +26,12 @@ from pydantic import BaseModel
 from mksap import __version__
 from mksap.atomic import write_if_changed, write_json, write_text
 from mksap.bank import Question
-from mksap.cache import ResponseCache
-from mksap.errors import MksapError, PluginError
-from mksap.registry import Registry
-from mksap.runtime import ProviderRuntime
+from mksap.llm.cache import ResponseCache
+from mksap.contracts.errors import MksapError, PluginError
+from mksap.contracts.registry import Registry
+from mksap.llm.runtime import ProviderRuntime
 from mksap.settings import Settings
-from mksap.stage import Stage, StageJob, describe
+from mksap.contracts.stage import Stage, StageJob, describe
 
 DEP_FILE = "doit.sqlite"
 

@@ -13,12 +13,12 @@ from importlib.metadata import entry_points
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from mksap.errors import PluginError
-from mksap.hookspecs import HOOKS
+from mksap.contracts.errors import PluginError
+from mksap.contracts.hookspecs import HOOKS
 
 if TYPE_CHECKING:
-    from mksap.provider import Provider
-    from mksap.stage import Stage
+    from mksap.contracts.provider import Provider
+    from mksap.contracts.stage import Stage
 
 ENTRY_POINT_GROUP = "mksap"
 KINDS = {"register_stages": "stage", "register_providers": "provider", "register_exporters": "exporter"}

@@ -18,8 +18,8 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel
 
 from mksap.bank import Question
-from mksap.errors import AnswerError, StageError
-from mksap.provider import LLMRequest, LLMResponse, Message
+from mksap.contracts.errors import AnswerError, StageError
+from mksap.contracts.provider import LLMRequest, LLMResponse, Message
 from mksap.settings import Settings
 
 A = TypeVar("A", bound=BaseModel)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from mksap.batch_api import SupportsBatches
-from mksap.batch_state import BatchRecord, BatchStore
-from mksap.errors import MksapError, ProviderError
-from mksap.registry import Registry
-from mksap.runtime import ProviderRuntime
+from mksap.batch.api import SupportsBatches
+from mksap.batch.state import BatchRecord, BatchStore
+from mksap.contracts.errors import MksapError, ProviderError
+from mksap.contracts.registry import Registry
+from mksap.llm.runtime import ProviderRuntime
 from mksap.settings import Settings
 
 PROVIDER = "anthropic"

@@ -13,8 +13,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from mksap.errors import ProviderError
-from mksap.provider import LLMRequest, LLMResponse, Usage
+from mksap.contracts.errors import ProviderError
+from mksap.contracts.provider import LLMRequest, LLMResponse, Usage
 
 #: The Message Batches API's limits per batch (requests, and bytes of the create request).
 MAX_BATCH_REQUESTS = 100_000

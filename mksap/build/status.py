@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from mksap.bank import Question
-from mksap.build import Build, holds_output
-from mksap.engine import plan
+from mksap.build.tasks import Build, holds_output
+from mksap.build.runner import plan
 
 STATES = ("up-to-date", "stale", "failed", "never built")
 

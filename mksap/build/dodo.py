@@ -9,11 +9,11 @@ import sys
 from typing import Any
 
 from mksap.bank import discover
-from mksap.build import Build
-from mksap.engine import RunReport, doit_config, make_reporter, summary
-from mksap.errors import MksapError
-from mksap.lock import BuildLock
-from mksap.progress import choose_progress
+from mksap.build.tasks import Build
+from mksap.build.runner import RunReport, doit_config, make_reporter, summary
+from mksap.contracts.errors import MksapError
+from mksap.build.lock import BuildLock
+from mksap.build.progress import choose_progress
 from mksap.settings import load_settings
 
 READ_ONLY_COMMANDS = {"list", "info", "help", "dumpdb", "tabcompletion"}

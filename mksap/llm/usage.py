@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 from mksap.atomic import write_json
-from mksap.provider import Usage
-from mksap.runtime import ProviderRuntime
+from mksap.contracts.provider import Usage
+from mksap.llm.runtime import ProviderRuntime
 from mksap.settings import Settings
 
 USAGE_FILE = "usage.json"

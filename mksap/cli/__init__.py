@@ -13,14 +13,14 @@ from typing import Annotated, Any
 import typer
 from typer._click.exceptions import ClickException as UsageProblem  # typer vendors click
 
-from mksap.batch_cli import batches_app
-from mksap.cli_options import CacheDir, Data, InPlace, JsonOut, Out, ProviderOpt, Targets
-from mksap.cli_options import envelope as _envelope
-from mksap.cli_options import err as _err
-from mksap.cli_options import settings_from_flags as _settings
-from mksap.errors import MksapError
-from mksap.export_cli import export_app, review
-from mksap.quality_cli import doctor, validate
+from mksap.cli.batches import batches_app
+from mksap.cli.export import export_app, review
+from mksap.cli.options import CacheDir, Data, InPlace, JsonOut, Out, ProviderOpt, Targets
+from mksap.cli.options import envelope as _envelope
+from mksap.cli.options import err as _err
+from mksap.cli.options import settings_from_flags as _settings
+from mksap.cli.reports import doctor, validate
+from mksap.contracts.errors import MksapError
 
 app = typer.Typer(
     name="mksap",
@@ -85,12 +85,12 @@ def run(
     reruns that stage. Answers already paid for come from the LLM cache.
     """
     from mksap.bank import parse_targets
-    from mksap.build import Build
-    from mksap.engine import plan, summary
-    from mksap.engine import run as run_build
-    from mksap.lock import BuildLock
-    from mksap.progress import choose_progress
-    from mksap.usage import record_usage
+    from mksap.build.lock import BuildLock
+    from mksap.build.progress import choose_progress
+    from mksap.build.runner import plan, summary
+    from mksap.build.runner import run as run_build
+    from mksap.build.tasks import Build
+    from mksap.llm.usage import record_usage
 
     settings = _settings(
         data=data,
@@ -120,7 +120,7 @@ def run(
         t0 = time.monotonic()
         try:
             if batch:
-                from mksap.batches import BatchOptions, run_batched
+                from mksap.batch.run import BatchOptions, run_batched
 
                 options = BatchOptions(failures=batch_failures, poll_interval=batch_poll)
                 report = run_batched(
@@ -155,9 +155,9 @@ def status(
 ) -> None:
     """Per system: questions up to date, stale, failed (with the reason) and never built."""
     from mksap.bank import parse_targets
-    from mksap.build import Build
-    from mksap.status import question_states
-    from mksap.usage import usage_totals
+    from mksap.build.status import question_states
+    from mksap.build.tasks import Build
+    from mksap.llm.usage import usage_totals
 
     settings = _settings(data=data, out=out, cache_dir=cache_dir, in_place=in_place, provider=provider)
     build = Build.open(settings, notice=lambda m: None)
@@ -190,7 +190,7 @@ def show(
     as_json: JsonOut = False,
 ) -> None:
     """A question's statements, grouped by source, cloze candidates in [brackets]."""
-    from mksap.showing import load_output, render
+    from mksap.reports.show import load_output, render
 
     settings = _settings(data=data, out=out, cache_dir=cache_dir, in_place=in_place)
     doc = load_output(settings, qid)
@@ -204,7 +204,7 @@ def show(
 @app.command()
 def plugins(as_json: JsonOut = False) -> None:
     """Every installed provider, stage and exporter plugin, with the package it comes from."""
-    from mksap.registry import Registry
+    from mksap.contracts.registry import Registry
 
     registry = Registry.load()
     rows = [{"kind": e.kind, "name": e.name, "package": e.package, "module": e.module} for e in registry.entries]
@@ -262,7 +262,7 @@ app.command()(doctor)
 
 
 def _cache() -> Any:
-    from mksap.cache import ResponseCache
+    from mksap.llm.cache import ResponseCache
 
     return ResponseCache(_settings().llm_cache_dir)
 
@@ -292,7 +292,7 @@ def cache_prune(
     older_than: Annotated[str, typer.Option("--older-than", help="Age like 30d, 12h, 2w.")] = "30d",
 ) -> None:
     """Delete answers not used for longer than --older-than."""
-    from mksap.cache import parse_age
+    from mksap.llm.cache import parse_age
 
     age = parse_age(older_than)
     print(f"removed {_cache().prune(age)} entries unused for {older_than}")

@@ -24,8 +24,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mksap.atomic import write_json
-from mksap.errors import CacheError
-from mksap.provider import LLMResponse
+from mksap.contracts.errors import CacheError
+from mksap.contracts.provider import LLMResponse
 
 STATS_FILE = "last_run.json"
 

@@ -22,11 +22,11 @@ from doit.loader import load_tasks
 from doit.task import Task
 
 from mksap.bank import Question
-from mksap.build import Build
-from mksap.checker import SourceChecker
-from mksap.doit_db import PreloadedSqliteDB
-from mksap.errors import MksapError
-from mksap.progress import ProgressView, QuietProgress
+from mksap.build.tasks import Build
+from mksap.build.checker import SourceChecker
+from mksap.build.doit_private import PreloadedSqliteDB
+from mksap.contracts.errors import MksapError
+from mksap.build.progress import ProgressView, QuietProgress
 
 
 class Terminated(KeyboardInterrupt):

@@ -24,9 +24,9 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from mksap.atomic import write_json
-from mksap.batch_api import BatchCounts, BatchInfo, BatchStatus
-from mksap.errors import MksapError
-from mksap.provider import LLMResponse
+from mksap.batch.api import BatchCounts, BatchInfo, BatchStatus
+from mksap.contracts.errors import MksapError
+from mksap.contracts.provider import LLMResponse
 from mksap.settings import Settings
 
 STATE_FILE = "state.json"
