@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mksap.cli import main  # noqa: E402
-from mksap.reports.quality import QualityStats, output_statements, stats_of  # noqa: E402
+from mksap.contracts.output import OutputDocument  # noqa: E402
+from mksap.reports.quality import QualityStats, stats_of  # noqa: E402
 from mksap_plugins.stages.wording import case_wording  # noqa: E402
 from tests.fakes.anthropic_server import FakeAnthropicServer  # noqa: E402
 from tests.fakes.stage_answers import stage_responder  # noqa: E402
@@ -86,13 +87,13 @@ def build(data: Path, work: Path, extra: dict[str, str]) -> list[dict[str, Any]]
         code = main(["run", "-q", "--data", str(copy), "--out", str(work / "out"), "--cache-dir", str(work / "c")])
     if code != 0:
         raise SystemExit(f"mksap run failed on {data} ({code}):\n{err.getvalue()[-1500:]}")
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted((work / "out").glob("*/*/*.json"))]
+    return [OutputDocument.read(p) for p in sorted((work / "out").glob("*/*/*.json"))]
 
 
-def wording_count(docs: list[dict[str, Any]]) -> int:
+def wording_count(docs: list[OutputDocument]) -> int:
     """Output statements with case-specific wording or a source reference, by the patterns
     themselves (not by the findings a build recorded)."""
-    return sum(bool(case_wording(str(s.get("statement", "")))) for d in docs for s in output_statements(d)[0])
+    return sum(bool(case_wording(s.statement)) for d in docs for s, rejected in d.statements() if not rejected)
 
 
 def row(name: str, s: QualityStats, wording: int) -> str:
@@ -109,13 +110,13 @@ def findings_line(name: str, s: QualityStats) -> str:
     return f"- **{name}**: {codes}"
 
 
-def earlier_tool(reference: Path) -> list[dict[str, Any]]:
-    """The reference files' own output fields, in the shape `stats_of` reads."""
+def earlier_tool(reference: Path) -> list[OutputDocument]:
+    """The reference files' own output fields (the earlier tool wrote no ids: positional ones)."""
     docs = []
     for path in sorted(reference.glob("*/*/*.json")):
         doc = json.loads(path.read_text(encoding="utf-8"))
         if "true_statements" in doc:
-            docs.append({k: doc[k] for k in ("true_statements", "table_statements") if k in doc})
+            docs.append(OutputDocument.model_validate(doc))
     return docs
 
 

@@ -19,7 +19,8 @@ from typing import Any
 import genanki
 import pytest
 
-from mksap.contracts.exporter import ExportStatement, candidate_spans
+from mksap.contracts.exporter import ExportStatement
+from mksap.contracts.statements import candidate_spans
 from mksap_plugins.exporters.anki import MODEL_ID, MODEL_NAME, cloze_text
 from tests.conftest import Result, Workspace, load_json, summary_line
 

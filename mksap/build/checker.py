@@ -16,15 +16,7 @@ from typing import Any
 from doit.dependency import MD5Checker, get_file_md5
 
 from mksap.bank import QUESTION_ID
-
-#: Top-level fields mksap adds to a question; everything else belongs to the source.
-OUTPUT_KEYS = ("true_statements", "table_statements", "rejected_statements", "mksap")
-
-
-def source_document(doc: dict[str, Any]) -> dict[str, Any]:
-    """The question as the extractor wrote it: without mksap's output fields."""
-    return {k: v for k, v in doc.items() if k not in OUTPUT_KEYS}
-
+from mksap.contracts.output import source_document
 
 def _is_question_file(path: str) -> bool:
     head, name = os.path.split(path)

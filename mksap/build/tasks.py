@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from mksap import __version__
 from mksap.atomic import write_if_changed, write_json, write_text
 from mksap.bank import Question
+from mksap.contracts.output import holds_output
 from mksap.llm.cache import ResponseCache
 from mksap.contracts.errors import MksapError, PluginError
 from mksap.contracts.registry import Registry
@@ -227,11 +228,3 @@ def sweep_temporaries(path: Path) -> None:
     for tmp in stale:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-
-
-def holds_output(path: Path) -> bool:
-    """Whether an in-place question file still holds mksap's output (cheap: no JSON parse)."""
-    try:
-        return b'"true_statements"' in path.read_bytes()
-    except OSError:
-        return False

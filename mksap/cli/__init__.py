@@ -195,8 +195,7 @@ def show(
     settings = _settings(data=data, out=out, cache_dir=cache_dir, in_place=in_place)
     doc = load_output(settings, qid)
     if as_json:
-        keys = ("true_statements", "table_statements", "rejected_statements", "mksap")
-        print(_envelope("question", {k: doc.get(k) for k in ("question_id", *keys)}))
+        print(_envelope("question", doc.output_fields()))
         return
     print(render(doc))
 

@@ -6,15 +6,13 @@ write its file). How an export runs as a doit task is `mksap.export.run`'s busin
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from mksap.contracts.errors import ExportError
+from mksap.contracts.output import OutputDocument
 from mksap.contracts.statements import Finding, SourceKind
 
 
@@ -48,6 +46,36 @@ class ExportQuestion(BaseModel):
     provider: str | None = None
     model: str | None = None
     statements: list[ExportStatement]
+
+    @classmethod
+    def from_document(cls, doc: OutputDocument, system: str) -> ExportQuestion:
+        """The exporters' view of one built question."""
+        qid = doc.question_id
+        statements = [
+            ExportStatement(
+                question_id=qid,
+                system=system,
+                statement_id=s.id,
+                source=s.source,
+                table_source=s.table_source,
+                statement=s.statement,
+                extra_field=s.extra_field,
+                cloze_candidates=s.cloze_candidates,
+                findings=s.findings,
+                flagged=rejected or any(f.severity == "error" for f in s.findings),
+            )
+            for s, rejected in doc.statements()
+        ]
+        provenance = doc.mksap.provenance
+        return cls(
+            question_id=qid,
+            system=system,
+            category_name=doc.source.get("category_name"),
+            objective=doc.source.get("educational_objective"),
+            provider=provenance.provider,
+            model=provenance.model,
+            statements=statements,
+        )
 
 
 class ExportOptions(BaseModel):
@@ -101,71 +129,3 @@ def selected(question: ExportQuestion, options: ExportOptions) -> tuple[list[Exp
     """The statements to export and how many flagged ones were left out."""
     keep = [s for s in question.statements if options.include_flagged or not s.flagged]
     return keep, len(question.statements) - len(keep)
-
-
-def candidate_spans(text: str, candidates: Iterable[str]) -> list[tuple[int, int, int]]:
-    """(start, end, candidate index) of each candidate's first occurrence not overlapping a
-    longer one, placed longest first, in text order. A candidate with no free occurrence is left
-    out (it is usually inside a longer candidate)."""
-    spans: list[tuple[int, int, int]] = []
-    indexed = sorted(enumerate(candidates), key=lambda ic: (-len(ic[1]), ic[0]))
-    for index, cand in indexed:
-        start = text.find(cand) if cand else -1
-        while start >= 0 and any(start < e and s < start + len(cand) for s, e, _ in spans):
-            start = text.find(cand, start + 1)
-        if start >= 0:
-            spans.append((start, start + len(cand), index))
-    return sorted(spans)
-
-
-def _kind(raw: dict[str, Any]) -> SourceKind:
-    sid = str(raw.get("id", ""))
-    if raw.get("table_source") or sid.startswith("t:"):
-        return "table"
-    return "key_point" if sid.startswith("k") else "critique"
-
-
-def load_question(path: Path, system: str) -> ExportQuestion:
-    """Read one output question file into the exporters' model."""
-    try:
-        doc = json.loads(path.read_bytes())
-        ts = doc["true_statements"]
-        groups: list[tuple[list[dict[str, Any]], bool]] = [
-            (ts.get("from_critique", []), False),
-            (ts.get("from_key_points", []), False),
-            ((doc.get("table_statements") or {}).get("statements", []), False),
-            (doc.get("rejected_statements") or [], True),
-        ]
-        qid = doc.get("question_id") or path.stem
-        statements = [
-            ExportStatement(
-                question_id=qid,
-                system=system,
-                statement_id=raw["id"],
-                source=_kind(raw),
-                table_source=raw.get("table_source"),
-                statement=raw["statement"],
-                extra_field=raw.get("extra_field"),
-                cloze_candidates=raw.get("cloze_candidates") or [],
-                findings=raw.get("findings") or [],
-                flagged=rejected
-                or any(f.get("severity") == "error" for f in raw.get("findings") or []),
-            )
-            for raw_list, rejected in groups
-            for raw in raw_list
-        ]
-        provenance = (doc.get("mksap") or {}).get("provenance") or {}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, ValidationError) as e:
-        detail = f"{type(e).__name__}: {e}".splitlines()[0][:200]
-        raise ExportError(
-            f"{path}: not a built question ({detail}); run: mksap run {path.stem} --force"
-        ) from None
-    return ExportQuestion(
-        question_id=qid,
-        system=system,
-        category_name=doc.get("category_name"),
-        objective=doc.get("educational_objective"),
-        provider=provenance.get("provider"),
-        model=provenance.get("model"),
-        statements=statements,
-    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -53,3 +54,18 @@ class ClozeAnswer(BaseModel):
     """The answer of a cloze request."""
 
     items: list[ClozeChoice]
+
+
+def candidate_spans(text: str, candidates: Iterable[str]) -> list[tuple[int, int, int]]:
+    """(start, end, candidate index) of each candidate's first occurrence not overlapping a
+    longer one, placed longest first, in text order. A candidate with no free occurrence is left
+    out (it is usually inside a longer candidate)."""
+    spans: list[tuple[int, int, int]] = []
+    indexed = sorted(enumerate(candidates), key=lambda ic: (-len(ic[1]), ic[0]))
+    for index, cand in indexed:
+        start = text.find(cand) if cand else -1
+        while start >= 0 and any(start < e and s < start + len(cand) for s, e, _ in spans):
+            start = text.find(cand, start + 1)
+        if start >= 0:
+            spans.append((start, start + len(cand), index))
+    return sorted(spans)

@@ -26,9 +26,10 @@ from mksap.bank import Question, parse_targets
 from mksap.build.lock import BuildLock
 from mksap.build.progress import QuietProgress
 from mksap.build.runner import RunReport, doit_config, make_reporter
-from mksap.build.tasks import Build, holds_output
+from mksap.build.tasks import Build
 from mksap.contracts.errors import ConfigError, ExportError, MksapError
-from mksap.contracts.exporter import Exporter, ExportOptions, ExportWritten, load_question
+from mksap.contracts.exporter import Exporter, ExportOptions, ExportQuestion, ExportWritten
+from mksap.contracts.output import NotBuiltError, OutputDocument, holds_output
 from mksap.contracts.registry import Registry
 from mksap.settings import Settings
 
@@ -116,7 +117,7 @@ class ExportJob:
         """The doit action. Errors are kept and raised again once doit returns: expected ones
         become messages, anything else keeps its traceback."""
         try:
-            docs = [load_question(p, q.system) for q, p in self.outputs]
+            docs = [ExportQuestion.from_document(read_built(p), q.system) for q, p in self.outputs]
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.written = self.exporter().export(docs, self.options, self.path)
             if self.written.notes is not None:
@@ -152,6 +153,14 @@ class ExportLoader(TaskLoader2):
         return load_tasks(
             namespace, self.cmd_names, allow_delayed=False, args=pos_args, config=self.config
         )
+
+
+def read_built(path: Path) -> OutputDocument:
+    """A built question for an export; an unusable one names how to rebuild it."""
+    try:
+        return OutputDocument.read(path)
+    except NotBuiltError as e:
+        raise ExportError(f"{e}; run: mksap run {path.stem} --force") from None
 
 
 def guids_file(path: Path) -> Path:

@@ -8,13 +8,13 @@ used (clinical) and skipped (lab panels).
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, Field
+
+from mksap.contracts.output import NotBuiltError, OutputDocument
 
 #: Finding codes that mean the statement talks about the case or the source.
 CASE_CODES = ("case_specific", "source_reference")
@@ -57,41 +57,28 @@ def _percentile(values: list[int], q: float) -> float:
     return float(ordered[index])
 
 
-def output_statements(doc: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(statements in the output, rejected statements) of one built question."""
-    ts = doc.get("true_statements") or {}
-    table = doc.get("table_statements") or {}
-    shown = [*ts.get("from_critique", []), *ts.get("from_key_points", []), *table.get("statements", [])]
-    return shown, list(doc.get("rejected_statements") or [])
-
-
-def stats_of(docs: list[dict[str, Any]]) -> QualityStats:
+def stats_of(docs: list[OutputDocument]) -> QualityStats:
     """Aggregate the quality numbers of some built question documents."""
     words: list[int] = []
     candidates = verbatim = shown_count = rejected_count = passing = case_wording = 0
     codes: Counter[str] = Counter()
     attempted = repaired = clinical = skipped = 0
     for doc in docs:
-        shown, rejected = output_statements(doc)
-        shown_count += len(shown)
-        rejected_count += len(rejected)
-        for s in [*shown, *rejected]:
-            findings = s.get("findings") or []
-            codes.update(f.get("code", "?") for f in findings)
-            passing += not any(f.get("severity") == "error" for f in findings)
-        for s in shown:
-            text = str(s.get("statement", ""))
-            words.append(len(text.split()))
-            cands = s.get("cloze_candidates") or []
-            candidates += len(cands)
-            verbatim += sum(1 for c in cands if c and c in text)
-            case_wording += any(f.get("code") in CASE_CODES for f in s.get("findings") or [])
-        validation = (doc.get("mksap") or {}).get("validation") or {}
-        attempted += int(validation.get("repair_attempted", 0))
-        repaired += int(validation.get("repaired", 0))
-        table = doc.get("table_statements") or {}
-        clinical += int(table.get("tables_processed", 0))
-        skipped += int(table.get("tables_skipped", 0))
+        for s, rejected in doc.statements():
+            codes.update(f.code for f in s.findings)
+            passing += not any(f.severity == "error" for f in s.findings)
+            if rejected:
+                rejected_count += 1
+                continue
+            shown_count += 1
+            words.append(len(s.statement.split()))
+            candidates += len(s.cloze_candidates)
+            verbatim += sum(1 for c in s.cloze_candidates if c and c in s.statement)
+            case_wording += any(f.code in CASE_CODES for f in s.findings)
+        attempted += doc.mksap.validation.repair_attempted
+        repaired += doc.mksap.validation.repaired
+        clinical += doc.table_statements.tables_processed
+        skipped += doc.table_statements.tables_skipped
     total = shown_count + rejected_count
     return QualityStats(
         questions=len(docs),
@@ -115,21 +102,16 @@ def stats_of(docs: list[dict[str, Any]]) -> QualityStats:
 
 def quality_report(outputs: list[tuple[str, str, Path]]) -> QualityReport:
     """The report over (system, qid, output path) triples; missing outputs are listed."""
-    by_system: dict[str, list[dict[str, Any]]] = {}
+    by_system: dict[str, list[OutputDocument]] = {}
     not_built: list[str] = []
     for system, qid, path in outputs:
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            by_system.setdefault(system, []).append(OutputDocument.read(path))
+        except NotBuiltError:
             not_built.append(qid)
-            continue
-        if not isinstance(doc, dict) or "true_statements" not in doc:
-            not_built.append(qid)
-            continue
-        by_system.setdefault(system, []).append(doc)
     every = [d for docs in by_system.values() for d in docs]
     return QualityReport(
-        systems={s: stats_of(docs) for s, docs in sorted(by_system.items())},
+        systems={s: stats_of(docs) for s, docs in sorted(by_system.items()) if docs},
         overall=stats_of(every),
         not_built=not_built,
     )

@@ -28,9 +28,9 @@ from mksap.contracts.exporter import (
     ExportQuestion,
     ExportStatement,
     ExportWritten,
-    candidate_spans,
     selected,
 )
+from mksap.contracts.statements import candidate_spans
 
 if TYPE_CHECKING:
     import genanki

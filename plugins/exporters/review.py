@@ -17,9 +17,9 @@ from mksap.contracts.exporter import (
     ExportQuestion,
     ExportStatement,
     ExportWritten,
-    candidate_spans,
     selected,
 )
+from mksap.contracts.statements import candidate_spans
 
 CSS = """
 * { box-sizing: border-box; }

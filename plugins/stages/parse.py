@@ -9,8 +9,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from mksap.bank import QUESTION_ID, SYSTEMS
-from mksap.build.checker import source_document
 from mksap.contracts.errors import InputError
+from mksap.contracts.output import source_document
 from mksap.contracts.stage import Stage, StageJob
 from mksap_plugins.stages.html_tables import ParsedTable, parse_table
 from mksap_plugins.stages.sentences import split_sentences, strip_html
