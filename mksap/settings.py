@@ -8,14 +8,17 @@ flag or the environment is resolved against the working directory.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, get_origin
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic.fields import FieldInfo
 
 from mksap.contracts.errors import ConfigError
 
@@ -48,27 +51,171 @@ class Settings(BaseModel):
     )
     in_place: bool = Field(False, description="write statements into the input files themselves")
     provider: str = Field(
-        "auto", description="provider name, or a fallback chain 'a,b'; auto = anthropic if a key is set, else offline"
+        "auto", description="provider name, or a fallback chain 'a,b'; auto = the first ready of auto_providers"
+    )
+    auto_providers: str = Field(
+        "anthropic,offline", description="what provider 'auto' tries, in order: the first one ready is used"
     )
     model: str = Field("claude-sonnet-4-6", description="model name passed to the provider")
-    base_url: str | None = Field(None, description="Messages API base URL (local servers too)")
-    api_key: SecretStr | None = Field(None, description="API key (prefer ANTHROPIC_API_KEY)")
     jobs: int = Field(8, ge=1, le=256, description="doit worker threads")
     max_concurrency: int = Field(16, ge=1, le=1024, description="LLM calls in flight at once")
     rpm: int = Field(1000, ge=0, description="requests per minute limit (0 = none)")
     tpm: int = Field(400_000, ge=0, description="input+output tokens per minute limit (0 = none)")
     call_timeout: float = Field(300.0, gt=0, description="overall deadline for one LLM call, seconds")
-    nlp_model: str = Field("en_core_sci_sm", description="spaCy/scispaCy model: package name or path")
     keep_rejected: bool = Field(False, description="keep statements failing validation, flagged")
-    prices: dict[str, tuple[float, float, float, float]] = Field(
-        default_factory=dict,
-        description="USD per million tokens (input, output, cache write, cache read) by model; "
-        "overrides the provider's built-in table (JSON in MKSAP_PRICES)",
-    )
-    prices_date: str | None = Field(None, description="when the `prices` above were checked")
+
+    # Plugin option layers and the environment they were read with: private, so neither a
+    # repr nor a dump ever shows a secret a plugin option holds.
+    _plugin_layers: tuple[PluginLayer, ...] = PrivateAttr(default=())
+    _env: Mapping[str, str] = PrivateAttr(default_factory=dict)
+    _resolved: dict[tuple[str, type], tuple[BaseModel, dict[str, str]]] = PrivateAttr(default_factory=dict)
 
     def build_dir(self) -> Path:
         return self.cache_dir / "build"
+
+    def plugin_options(self, plugin: str, model: type[PluginOptionsT]) -> PluginOptionsT:
+        """The options of plugin `plugin`, validated against its own model (see `PluginOptions`)."""
+        return self.plugin_options_with_sources(plugin, model)[0]
+
+    def plugin_options_with_sources(
+        self, plugin: str, model: type[PluginOptionsT]
+    ) -> tuple[PluginOptionsT, dict[str, str]]:
+        """The options and where each value came from (for `mksap config`)."""
+        cached = self._resolved.get((plugin, model))
+        if cached is None:
+            cached = _resolve_plugin(plugin, model, self._plugin_layers, self._env)
+            self._resolved[(plugin, model)] = cached
+        options, sources = cached
+        return options, sources  # type: ignore[return-value]
+
+    def with_plugin_options(self, plugin: str, **values: Any) -> Settings:
+        """A copy whose plugin `plugin` gets `values` above every other layer (for code and tests)."""
+        copy = self.model_copy()
+        layer = PluginLayer(origin="code", base=Path.cwd(), tables={plugin: values})
+        copy._plugin_layers = (*self._plugin_layers, layer)
+        copy._env = self._env
+        copy._resolved = {}
+        return copy
+
+
+class PluginOptions(BaseModel):
+    """Base of a plugin's own options model (a class attribute `options_model` of the plugin).
+
+    Values come from, highest first: `MKSAP_<PLUGIN>_<OPTION>` > the `[plugins.<name>]` table
+    of ./mksap.toml > that of the user config > a field's own fallback variable (declared with
+    `json_schema_extra={"env": "NAME"}`, e.g. ANTHROPIC_API_KEY) > the field's default. A
+    relative `Path` field, or a field declared `json_schema_extra={"path_like": True}` whose
+    value looks like a path, is resolved against the folder of the file that names it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+PluginOptionsT = TypeVar("PluginOptionsT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class PluginLayer:
+    """The `[plugins.*]` tables of one config file (or of code), and the folder they resolve against."""
+
+    origin: str
+    base: Path
+    tables: Mapping[str, Mapping[str, Any]]
+
+
+def plugin_env_name(plugin: str, option: str) -> str:
+    return f"{ENV_PREFIX}{plugin.upper().replace('-', '_')}_{option.upper()}"
+
+
+def _field_extra(field: FieldInfo, key: str) -> Any:
+    extra = field.json_schema_extra
+    return extra.get(key) if isinstance(extra, dict) else None
+
+
+def _plugin_value(field: FieldInfo, value: Any, base: Path | None) -> Any:
+    """A raw value for `field`: JSON decoded for structured fields given as text, paths resolved."""
+    structured = get_origin(field.annotation) in (dict, list, tuple) or field.annotation in (dict, list, tuple)
+    if structured and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError("must be JSON") from None
+    if isinstance(value, str):
+        value = value.strip()  # a CRLF .env leaves "\r" on the end of a key
+    pathish = field.annotation in (Path, Path | None) or (
+        _field_extra(field, "path_like") and isinstance(value, str) and _looks_like_path(value)
+    )
+    if base is not None and pathish and value is not None:
+        p = Path(str(value)).expanduser()
+        resolved = p if p.is_absolute() else base / p
+        return resolved if field.annotation in (Path, Path | None) else str(resolved)
+    return value
+
+
+def _resolve_plugin(
+    plugin: str, model: type[PluginOptionsT], layers: tuple[PluginLayer, ...], env: Mapping[str, str]
+) -> tuple[PluginOptionsT, dict[str, str]]:
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    cwd = Path.cwd()
+    try:
+        for name, field in model.model_fields.items():
+            fallback = _field_extra(field, "env")
+            if fallback and env.get(fallback, "").strip():
+                values[name], sources[name] = _plugin_value(field, env[fallback], cwd), f"env {fallback}"
+        files = [lay for lay in layers if lay.origin != "code"]
+        code = [lay for lay in layers if lay.origin == "code"]
+        for layer in files:
+            _table_layer(plugin, model, layer, values, sources)
+        _env_layer(plugin, model, env, values, sources, cwd)
+        for layer in code:
+            _table_layer(plugin, model, layer, values, sources)
+    except ValueError as e:
+        raise ConfigError(f"plugin {plugin}: {e}") from None
+    try:
+        options = model.model_validate(values)
+    except ValidationError as e:
+        err = e.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else "?"
+        origin = sources.get(name, "default")
+        # Never echo the value: it may be a secret.
+        raise ConfigError(f"option '{name}' of plugin {plugin} from {origin}: {err['msg']}") from None
+    for name in model.model_fields:
+        sources.setdefault(name, "default")
+    return options, sources
+
+
+def _table_layer(
+    plugin: str, model: type[BaseModel], layer: PluginLayer, values: dict[str, Any], sources: dict[str, str]
+) -> None:
+    table = layer.tables.get(plugin, {})
+    where = f"{layer.origin} [plugins.{plugin}]"
+    unknown = sorted(set(table) - set(model.model_fields))
+    if unknown:
+        valid = ", ".join(model.model_fields) or "none"
+        raise ConfigError(f"{where}: unknown option(s) {', '.join(unknown)}; valid: {valid}")
+    for name, value in table.items():
+        values[name] = _plugin_value(model.model_fields[name], value, layer.base)
+        sources[name] = where
+
+
+def _env_layer(
+    plugin: str,
+    model: type[BaseModel],
+    env: Mapping[str, str],
+    values: dict[str, Any],
+    sources: dict[str, str],
+    cwd: Path,
+) -> None:
+    for name, field in model.model_fields.items():
+        var = plugin_env_name(plugin, name)
+        raw = env.get(var)
+        if raw is not None and raw != "":
+            try:
+                values[name] = _plugin_value(field, raw, cwd)
+            except ValueError as e:
+                raise ValueError(f"{var} {e}") from None
+            sources[name] = f"env {var}"
 
 
 class ResolvedSettings(BaseModel):
@@ -78,7 +225,18 @@ class ResolvedSettings(BaseModel):
     sources: dict[str, str]
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+#: Settings that moved into a plugin's own options, and where they live now.
+MOVED = {
+    "api_key": "[plugins.anthropic] api_key (or ANTHROPIC_API_KEY)",
+    "base_url": "[plugins.anthropic] base_url (or ANTHROPIC_BASE_URL)",
+    "prices": "[plugins.anthropic] prices",
+    "prices_date": "[plugins.anthropic] prices_date",
+    "nlp_model": "[plugins.nlp] model (or MKSAP_NLP_MODEL)",
+}
+
+
+def _read_toml(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """(core settings, plugin tables) of one config file."""
     try:
         with path.open("rb") as f:
             data = tomllib.load(f)
@@ -86,12 +244,20 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML ({e}); fix or remove the file") from e
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from e
-    table = data.get("mksap", data)
+    table = dict(data.get("mksap", data))
+    plugins = table.pop("plugins", {})
+    if not isinstance(plugins, dict) or not all(isinstance(v, dict) for v in plugins.values()):
+        raise ConfigError(f"{path}: `plugins` must hold one table per plugin, e.g. [plugins.anthropic]")
+    moved = [f"'{k}' is now {MOVED[k]}" for k in sorted(table) if k in MOVED]
+    if moved:
+        raise ConfigError(f"{path}: setting moved: {'; '.join(moved)}")
     unknown = sorted(set(table) - set(Settings.model_fields))
     if unknown:
         valid = ", ".join(Settings.model_fields)
-        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; valid: {valid}")
-    return table
+        raise ConfigError(
+            f"{path}: unknown setting(s) {', '.join(unknown)}; valid: {valid} (plugin options: [plugins.<name>])"
+        )
+    return table, plugins
 
 
 def _absolutise(values: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -101,9 +267,6 @@ def _absolutise(values: dict[str, Any], base: Path) -> dict[str, Any]:
         if name in out and field.annotation in (Path, "Path") and out[name] is not None:
             p = Path(str(out[name])).expanduser()
             out[name] = p if p.is_absolute() else base / p
-    if "nlp_model" in out and _looks_like_path(str(out["nlp_model"])):
-        p = Path(str(out["nlp_model"])).expanduser()
-        out["nlp_model"] = str(p if p.is_absolute() else base / p)
     return out
 
 
@@ -116,19 +279,8 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     for name in Settings.model_fields:
         raw = env.get(ENV_PREFIX + name.upper())
         if raw is not None and raw != "":
-            values[name] = _decode_structured(name, raw) if name == "prices" else raw
+            values[name] = raw
     return values
-
-
-def _decode_structured(name: str, raw: str) -> Any:
-    import json
-
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise ConfigError(
-            f"{ENV_PREFIX}{name.upper()} must be JSON, e.g. '{{\"claude-sonnet-4-6\": [3, 15, 3.75, 0.3]}}'"
-        ) from None
 
 
 def load_settings(
@@ -141,13 +293,16 @@ def load_settings(
     cwd = (cwd or Path.cwd()).resolve()
     env = os.environ if env is None else env
     layers: list[tuple[str, dict[str, Any]]] = []
+    plugin_layers: list[PluginLayer] = []
 
-    user_file = user_config_file(env)
-    if user_file.is_file():
-        layers.append((f"user config {user_file}", _absolutise(_read_toml(user_file), user_file.parent)))
-    project_file = cwd / PROJECT_CONFIG
-    if project_file.is_file():
-        layers.append((f"project {project_file}", _absolutise(_read_toml(project_file), cwd)))
+    for origin, path, base in (
+        ("user config", user_config_file(env), user_config_file(env).parent),
+        ("project", cwd / PROJECT_CONFIG, cwd),
+    ):
+        if path.is_file():
+            table, plugins = _read_toml(path)
+            layers.append((f"{origin} {path}", _absolutise(table, base)))
+            plugin_layers.append(PluginLayer(origin=f"{origin} {path}", base=base, tables=plugins))
     layers.append(("env", _absolutise(_from_env(env), cwd)))
     given = {k: v for k, v in (flags or {}).items() if v is not None}
     layers.append(("flag", _absolutise(given, cwd)))
@@ -158,12 +313,6 @@ def load_settings(
         for name, value in values.items():
             merged[name] = value
             sources[name] = f"env {ENV_PREFIX}{name.upper()}" if origin == "env" else origin
-    if "api_key" not in merged and env.get("ANTHROPIC_API_KEY"):
-        merged["api_key"] = env["ANTHROPIC_API_KEY"]
-        sources["api_key"] = "env ANTHROPIC_API_KEY"
-    if "base_url" not in merged and env.get("ANTHROPIC_BASE_URL"):
-        merged["base_url"] = env["ANTHROPIC_BASE_URL"]
-        sources["base_url"] = "env ANTHROPIC_BASE_URL"
 
     try:
         settings = Settings(**merged)
@@ -175,8 +324,12 @@ def load_settings(
         raise ConfigError(f"setting '{name}' from {origin}: {err['msg']}") from None
     for name in Settings.model_fields:
         sources.setdefault(name, "default")
-    for name in ("data", "out", "cache_dir", "llm_cache_dir"):
-        path = getattr(settings, name)
-        if not path.is_absolute():
-            settings = settings.model_copy(update={name: cwd / path})
+    relative = {
+        n: cwd / p
+        for n in ("data", "out", "cache_dir", "llm_cache_dir")
+        if not (p := getattr(settings, n)).is_absolute()
+    }
+    settings = settings.model_copy(update=relative)
+    settings._plugin_layers = tuple(plugin_layers)
+    settings._env = dict(env)
     return ResolvedSettings(settings=settings, sources=sources)

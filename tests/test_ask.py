@@ -35,12 +35,10 @@ def server() -> Iterator[FakeAnthropicServer]:
 def job(server: FakeAnthropicServer, tmp_path: Path) -> Iterator[StageJob]:
     settings = Settings(
         provider="anthropic",
-        api_key="sk-ant-test-key",
-        base_url=server.url,
         model="claude-sonnet-4-6",
         cache_dir=tmp_path / "c",
         llm_cache_dir=tmp_path / "llm",
-    )
+    ).with_plugin_options("anthropic", api_key="sk-ant-test-key", base_url=server.url)
     runtime = ProviderRuntime(settings, Registry.load(), cache=ResponseCache(settings.llm_cache_dir))
     question = Question("np", "npmcq24001", tmp_path, ())
     yield StageJob(question=question, settings=settings, artifacts={}, llm=runtime.complete, provenance={})

@@ -83,10 +83,13 @@ def test_metadata_holds_only_the_hash(tmp_path: Path) -> None:
     assert key in metadata[0] and "PROMPT-ANSWER-TEXT" not in metadata[0] and "You write" not in metadata[0]
 
 
-def runtime_for(tmp_path: Path, **settings: object) -> tuple[ProviderRuntime, ResponseCache]:
+def runtime_for(
+    tmp_path: Path, anthropic: dict[str, object] | None = None, **settings: object
+) -> tuple[ProviderRuntime, ResponseCache]:
     registry = Registry()
     registry.add_module(fake_provider, "tests")
     s = Settings(provider="fake", llm_cache_dir=tmp_path / "llm", cache_dir=tmp_path / "c", **settings)
+    s = s.with_plugin_options("anthropic", **(anthropic or {}))
     cache = ResponseCache(s.llm_cache_dir)
     return ProviderRuntime(s, registry, cache=cache), cache
 
@@ -256,7 +259,7 @@ def test_editing_other_code_keeps_the_cache_but_editing_the_shim_wipes_it(tmp_pa
 
 def test_api_key_never_reaches_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     secret = "sk-ant-SECRET-never-store-me"
-    runtime, _ = runtime_for(tmp_path, api_key=secret)
+    runtime, _ = runtime_for(tmp_path, anthropic={"api_key": secret})
     try:
         runtime.complete(request(), None)
     finally:

@@ -48,7 +48,7 @@ def test_phrases_keep_genus_initials_and_drop_verbs() -> None:
 
 
 def _stage(nlp_model: str) -> NlpStage:
-    return NlpStage(load_settings({"nlp_model": nlp_model}, env={}).settings)
+    return NlpStage(load_settings(env={}).settings.with_plugin_options("nlp", model=nlp_model))
 
 
 def test_without_a_model_the_rule_tier_says_so_once(isolated_env: Path) -> None:
@@ -85,7 +85,7 @@ def test_a_model_folder_is_loaded_by_path(isolated_env: Path, blank_model: Path)
 
 def test_run_with_a_relative_model_path_from_mksap_toml(ws: Workspace, blank_model: Path) -> None:
     rel = blank_model.relative_to(ws.root)
-    (ws.root / "mksap.toml").write_text(f'nlp_model = "{rel}"\n', encoding="utf-8")
+    (ws.root / "mksap.toml").write_text(f'[plugins.nlp]\nmodel = "{rel}"\n', encoding="utf-8")
     result = ws.cli("run", "-q", "cvmcq24101")
     assert result.code == 0, result.text
     assert "rule-based tier" not in result.err

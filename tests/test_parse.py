@@ -7,13 +7,16 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mksap.contracts.errors import ConfigError
 from mksap.settings import load_settings
 from mksap_plugins.stages.html_tables import classify, looks_like_lab_panel, parse_table
+from mksap_plugins.stages.nlp import NlpOptions
 from mksap_plugins.stages.sentences import split_sentences, strip_html, unglue
 from tests.conftest import EXAMPLES
 
@@ -202,21 +205,37 @@ def test_the_table_parser_never_crashes(markup: str) -> None:
     parse_table(markup, "x.html")
 
 
-# -- the parse stage's config path for nlp_model ----------------------------------------------
+# -- the nlp stage's model option: a path resolves against the config file naming it --------
+
+
+def nlp_model(**kw: Any) -> str:
+    return load_settings(**kw).settings.plugin_options("nlp", NlpOptions).model
 
 
 def test_a_relative_nlp_model_path_resolves_against_the_config_file(isolated_env: Path) -> None:
     config_dir = isolated_env / "conf"
     config_dir.mkdir()
     user = config_dir / "config.toml"
-    user.write_text('nlp_model = "models/sci"\n', encoding="utf-8")
+    user.write_text('[plugins.nlp]\nmodel = "models/sci"\n', encoding="utf-8")
     other = isolated_env / "elsewhere"
     other.mkdir()
-    resolved = load_settings(cwd=other, env={"MKSAP_USER_CONFIG": str(user)})
-    assert resolved.settings.nlp_model == str(config_dir / "models" / "sci")
-    (other / "mksap.toml").write_text('nlp_model = "./m"\n', encoding="utf-8")
-    assert load_settings(cwd=other, env={}).settings.nlp_model == str(other.resolve() / "m")
-    assert load_settings(cwd=other, env={"MKSAP_NLP_MODEL": "en_core_sci_md"}).settings.nlp_model == "en_core_sci_md"
+    assert nlp_model(cwd=other, env={"MKSAP_USER_CONFIG": str(user)}) == str(config_dir / "models" / "sci")
+    (other / "mksap.toml").write_text('[plugins.nlp]\nmodel = "./m"\n', encoding="utf-8")
+    assert nlp_model(cwd=other, env={}) == str(other.resolve() / "m")
+    assert nlp_model(cwd=other, env={"MKSAP_NLP_MODEL": "en_core_sci_md"}) == "en_core_sci_md"
+
+
+def test_a_setting_that_moved_into_a_plugin_says_where_it_went(isolated_env: Path) -> None:
+    (isolated_env / "mksap.toml").write_text('nlp_model = "x"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"'nlp_model' is now \[plugins.nlp\] model"):
+        load_settings(cwd=isolated_env, env={})
+
+
+def test_an_unknown_plugin_option_lists_the_valid_ones(isolated_env: Path) -> None:
+    (isolated_env / "mksap.toml").write_text('[plugins.nlp]\nmodle = "x"\n', encoding="utf-8")
+    settings = load_settings(cwd=isolated_env, env={}).settings
+    with pytest.raises(ConfigError, match=r"\[plugins.nlp\]: unknown option\(s\) modle; valid: model"):
+        settings.plugin_options("nlp", NlpOptions)
 
 
 def test_parse_skips_and_counts_lab_panels(built) -> None:  # type: ignore[no-untyped-def]

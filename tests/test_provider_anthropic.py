@@ -42,6 +42,9 @@ def server() -> Iterator[FakeAnthropicServer]:
         yield srv
 
 
+PLUGIN_OPTIONS = ("api_key", "base_url", "prices", "prices_date")
+
+
 def make_settings(server: FakeAnthropicServer, tmp_path: Path, **kw: Any) -> Settings:
     values: dict[str, Any] = {
         "api_key": API_KEY,
@@ -52,7 +55,8 @@ def make_settings(server: FakeAnthropicServer, tmp_path: Path, **kw: Any) -> Set
         "call_timeout": 20.0,
         **kw,
     }
-    return Settings(**values)
+    options = {k: values.pop(k) for k in PLUGIN_OPTIONS if k in values}
+    return Settings(**values).with_plugin_options("anthropic", **options)
 
 
 def make_request(text: str = "Critique: ACE inhibitors cause a dry cough.") -> LLMRequest:
@@ -169,11 +173,11 @@ def test_429_retry_after_is_honoured_then_success(
 
 def test_huge_retry_after_is_capped(server: FakeAnthropicServer, tmp_path: Path) -> None:
     server.enqueue(Reply.rate_limited(retry_after=3600), Reply.json_object(ANSWER))
-    start = time.monotonic()
-    result = one(make_settings(server, tmp_path), cap=0.2)
-    assert isinstance(result, LLMResponse)
-    assert time.monotonic() - start < 2.0
-    assert len(server.requests) == 2
+    result = one(make_settings(server, tmp_path, call_timeout=5), cap=0.2)
+    # waiting the hour asked for would have run into the 5 s call deadline and failed the call
+    assert isinstance(result, LLMResponse), result
+    first, second = server.requests
+    assert second["t"] - first["t"] >= 0.2  # it waited the cap, not the (tiny) backoff
 
 
 @pytest.mark.parametrize("failure", [Reply.overloaded(), Reply.server_error()], ids=["529", "500"])
@@ -197,17 +201,19 @@ def test_retries_exhausted(server: FakeAnthropicServer, tmp_path: Path) -> None:
 
 def test_overall_deadline(server: FakeAnthropicServer, tmp_path: Path) -> None:
     server.enqueue(*[Reply.hang(5)] * 3)
-    start = time.monotonic()
     error = one(make_settings(server, tmp_path, call_timeout=0.5))
-    assert time.monotonic() - start < 2.0
     assert isinstance(error, ProviderError) and "0.5 s" in str(error)
+    # the deadline cut the first (hanging) attempt short: no retry was ever sent
+    assert len(server.requests) == 1
     assert_no_key(error)
 
 
 def test_connection_refused_is_retried_then_reported(tmp_path: Path) -> None:
     with FakeAnthropicServer() as srv:
         url = srv.url
-    settings = Settings(api_key=API_KEY, base_url=url, model=MODEL, llm_cache_dir=tmp_path / "llm")
+    settings = Settings(model=MODEL, llm_cache_dir=tmp_path / "llm").with_plugin_options(
+        "anthropic", api_key=API_KEY, base_url=url
+    )
     error = run(settings, make_request(), max_attempts=2)[0]
     assert isinstance(error, ProviderError) and "connection failed" in str(error)
     assert_no_key(error)
@@ -295,12 +301,9 @@ def test_concurrent_calls_overlap(tmp_path: Path) -> None:
     with FakeAnthropicServer(latency=0.3, responder=lambda body: Reply.json_object(ANSWER)) as srv:
         settings = make_settings(srv, tmp_path, max_concurrency=32)
         requests = [make_request(f"Critique number {i}.") for i in range(32)]
-        start = time.monotonic()
         results = run(settings, *requests)
-        elapsed = time.monotonic() - start
         assert all(isinstance(r, LLMResponse) for r in results), results
-        assert elapsed < 3.0
-        assert srv.max_in_flight >= 32
+        assert srv.max_in_flight == 32  # all of them were at the server at once
         assert len(srv.requests) == 32
 
 

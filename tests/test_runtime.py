@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import pytest
 
-from mksap.contracts.errors import ProviderStopError
+from mksap.contracts.errors import ConfigError, ProviderStopError
 from mksap.contracts.provider import LLMRequest, LLMResponse, Message, Provider
 from mksap.contracts.registry import Registry
 from mksap.llm.limits import TokenBucket
@@ -189,6 +189,15 @@ def test_unknown_provider_lists_valid_ones(tmp_path: Path) -> None:
 
 
 def test_auto_provider_is_offline_without_a_key_and_anthropic_with_one() -> None:
-    assert provider_chain(Settings()) == ["offline"]
-    assert provider_chain(Settings(api_key="sk-x")) == ["anthropic"]
-    assert provider_chain(Settings(provider="a, b")) == ["a", "b"]
+    registry = Registry.load()
+    without = provider_chain(Settings(), registry)
+    assert without.names == ["offline"] and "no API key" in without.passed_over["anthropic"]
+    with_key = provider_chain(Settings().with_plugin_options("anthropic", api_key="sk-x"), registry)
+    assert with_key.names == ["anthropic"] and with_key.passed_over == {}
+    assert provider_chain(Settings(provider="offline, anthropic"), registry).names == ["offline", "anthropic"]
+
+
+@pytest.mark.parametrize("given", ["", ",", " , "])
+def test_an_empty_provider_name_is_a_clear_error(given: str) -> None:
+    with pytest.raises(ConfigError, match="names no provider; give one of: .*offline"):
+        provider_chain(Settings(provider=given), Registry.load())

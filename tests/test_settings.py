@@ -74,7 +74,8 @@ def test_defaults_without_any_config(ws: Workspace) -> None:
     assert all(row["source"] == "default" for row in rows.values()), rows
     assert rows["data"]["value"] == str(ws.root / "data")
     assert rows["provider"]["value"] == "auto"
-    assert rows["api_key"]["value"] == "not set"
+    assert rows["plugins.anthropic.api_key"]["value"] == "not set"
+    assert rows["plugins.nlp.model"]["value"] == "en_core_sci_sm"
     # the LLM cache defaults to the (isolated) user cache folder
     assert rows["llm_cache_dir"]["value"].startswith(str(ws.root / "home"))
 
@@ -161,9 +162,8 @@ def test_config_never_prints_the_api_key(ws: Workspace, monkeypatch: pytest.Monk
     as_json = ws.cli("config", "--json")
     assert secret not in text.text and secret not in as_json.text
     rows = {row["name"]: row for row in json.loads(as_json.out)["data"]}
-    assert (
-        rows["api_key"]["value"] == "set" and rows["api_key"]["source"] == "env ANTHROPIC_API_KEY"
-    )
+    key = rows["plugins.anthropic.api_key"]
+    assert key["value"] == "set" and key["source"] == "env ANTHROPIC_API_KEY"
 
 
 def test_relative_flag_paths_resolve_against_the_working_directory(

@@ -16,8 +16,6 @@ from mksap.contracts.registry import Registry
 from mksap.llm.runtime import ProviderRuntime
 from mksap.settings import Settings
 
-PROVIDER = "anthropic"
-
 
 class BatchListing(BaseModel):
     """Our batches, oldest first; `note` says why they could not be refreshed, if so."""
@@ -45,23 +43,26 @@ def batch_listing(
     open_ = [i for i, b in enumerate(records) if b.status != "ended"]
     if not open_:
         return listing.model_copy(update={"batches": records})
-    runtime = ProviderRuntime(settings.model_copy(update={"provider": PROVIDER}), registry or Registry.load())
-    try:
-        provider = runtime.providers()[0]
-        assert isinstance(provider, SupportsBatches)
-        api = provider.batch_api()
-        for i in open_:
-            record = records[i]
-            wanted = cancel is not None and (not cancel or record.id in cancel)
-            if wanted and record.status == "in_progress":
-                records[i] = record.seen(runtime.call(api.cancel(record.id)))
-                listing.canceled.append(record.id)
-            else:
-                records[i] = record.seen(runtime.call(api.retrieve(record.id)))
-    except ProviderError as e:
-        if cancel is not None:
-            raise
-        listing.refreshed, listing.note = False, f"saved state, not refreshed: {e}"
-    finally:
-        runtime.close()
+    registry = registry or Registry.load()
+    for name in sorted({records[i].provider for i in open_}):
+        runtime = ProviderRuntime(settings.model_copy(update={"provider": name}), registry)
+        try:
+            provider = runtime.providers()[0]
+            if not isinstance(provider, SupportsBatches):
+                raise ProviderError(f"provider '{name}' that sent these batches has no batch API now")
+            api = provider.batch_api()
+            for i in (i for i in open_ if records[i].provider == name):
+                record = records[i]
+                wanted = cancel is not None and (not cancel or record.id in cancel)
+                if wanted and record.status == "in_progress":
+                    records[i] = record.seen(runtime.call(api.cancel(record.id)))
+                    listing.canceled.append(record.id)
+                else:
+                    records[i] = record.seen(runtime.call(api.retrieve(record.id)))
+        except ProviderError as e:
+            if cancel is not None:
+                raise
+            listing.refreshed, listing.note = False, f"saved state, not refreshed: {e}"
+        finally:
+            runtime.close()
     return listing.model_copy(update={"batches": records})

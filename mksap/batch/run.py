@@ -36,10 +36,10 @@ from mksap.batch.api import (
 )
 from mksap.batch.state import KEY, BatchRecord, BatchState, BatchStore, ItemFailure, StoredAnswer
 from mksap.build.progress import choose_progress
-from mksap.build.runner import RunReport, Terminated, interrupts_as_keyboard
+from mksap.build.runner import RunReport, interrupts_as_keyboard
 from mksap.build.runner import run as run_build
 from mksap.build.tasks import Build
-from mksap.contracts.errors import AnswerError, ConfigError, ProviderError
+from mksap.contracts.errors import AnswerError, ConfigError, ExitCode, ProviderError, Terminated, exit_code_for
 from mksap.contracts.provider import LLMRequest, LLMResponse, Provider
 
 FAILURE_POLICIES = ("fallback", "report")
@@ -112,12 +112,14 @@ def batch_api_of(build: Build) -> BatchAPI:
         raise ConfigError("--batch cannot --refresh; run `mksap cache clear` first for a full regeneration")
     provider = runtime.providers()[0]
     if not isinstance(provider, SupportsBatches):
+        able = [n for n in build.registry.names("provider") if issubclass(build.registry.provider(n), SupportsBatches)]
         raise ConfigError(
-            f"--batch needs the anthropic provider (Message Batches API); this run uses '{provider.name}': "
-            "pass --provider anthropic and set ANTHROPIC_API_KEY"
+            f"--batch needs a provider with a batch API ({', '.join(able) or 'none installed'}); "
+            f"this run uses '{provider.name}': pass --provider {able[0] if able else 'NAME'}"
         )
-    if build.settings.api_key is None:
-        raise ConfigError("--batch needs an Anthropic API key: set ANTHROPIC_API_KEY (or `api_key` in the user config)")
+    reason = type(provider).unready(build.settings)
+    if reason is not None:
+        raise ConfigError(f"--batch: provider '{provider.name}' is not ready: {reason}")
     return provider.batch_api()
 
 
@@ -145,7 +147,7 @@ def merge_reports(total: RunReport, report: RunReport) -> None:
             total.reasons[name] = report.reasons.get(name, "failed")
         else:
             total.reasons.pop(name, None)
-    total.exit_code = 1 if any(v == "failed" for v in total.tasks.values()) else 0
+    total.exit_code = ExitCode.FAILED if any(v == "failed" for v in total.tasks.values()) else ExitCode.OK
 
 
 @dataclass
@@ -178,7 +180,8 @@ class BatchedRun:
                 self._rounds(collector, questions, total, jobs=jobs, force=force)
         except KeyboardInterrupt as e:
             runtime.cancel_all()
-            total.interrupted, total.exit_code = ("SIGTERM", 143) if isinstance(e, Terminated) else ("SIGINT", 130)
+            total.interrupted = "SIGTERM" if isinstance(e, Terminated) else "SIGINT"
+            total.exit_code = exit_code_for(e)
         finally:
             runtime.miss_handler = None
         if total.interrupted and self.state.unfetched():
@@ -192,7 +195,7 @@ class BatchedRun:
         for round_no in range(1, self.options.max_rounds + 1):
             if self.wait_and_fetch():
                 self.notice("stopping: a batch was canceled meanwhile; `mksap run --batch` resubmits its requests")
-                total.exit_code = max(total.exit_code, 1)
+                total.exit_code = max(total.exit_code, ExitCode.FAILED)
                 return
             self.build.failures_this_run.clear()
             progress = choose_progress(self.quiet)

@@ -18,6 +18,7 @@ from doit.dependency import MD5Checker, get_file_md5
 from mksap.bank import QUESTION_ID
 from mksap.contracts.output import source_document
 
+
 def _is_question_file(path: str) -> bool:
     head, name = os.path.split(path)
     stem = name[:-5] if name.endswith(".json") else None

@@ -15,23 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from doit.cmd_base import TaskLoader2
-from doit.dependency import Dependency
 from doit.doit_cmd import DoitMain
-from doit.globals import Globals
 from doit.loader import load_tasks
 from doit.task import Task
 
 from mksap.bank import Question
-from mksap.build.tasks import Build
 from mksap.build.checker import SourceChecker
-from mksap.build.doit_private import PreloadedSqliteDB
-from mksap.contracts.errors import MksapError
+from mksap.build.doit_private import checkpoint_running_build
 from mksap.build.progress import ProgressView, QuietProgress
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so doit saves the tasks that finished."""
-
+from mksap.build.tasks import Build
+from mksap.contracts.errors import ExitCode, MksapError, Terminated, exit_code_for
 
 Outcome = Literal["built", "up-to-date", "failed", "skipped"]
 
@@ -43,7 +36,7 @@ class RunReport:
     tasks: dict[str, Outcome] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
     interrupted: str | None = None
-    exit_code: int = 0
+    exit_code: ExitCode = ExitCode.OK
 
     def questions(self, final_stage: str) -> dict[str, Outcome]:
         """Per question: failed if any of its tasks failed, else the final task's outcome."""
@@ -99,9 +92,7 @@ def make_reporter(report: RunReport, progress: ProgressView, build: Build) -> ty
         def add_success(self, task: Task) -> None:
             # doit has just saved this task's record (main thread, between tasks): a good
             # moment to commit finished work so a SIGKILL does not lose it.
-            backend = getattr(Globals.dep_manager, "backend", None)
-            if hasattr(backend, "checkpoint"):
-                backend.checkpoint()
+            checkpoint_running_build()
             self._record(task, "built")
 
         def add_failure(self, task: Task, fail: Any) -> None:
@@ -185,17 +176,18 @@ def quiet_collector() -> Iterator[None]:
             gc.enable()
 
 
+def raise_terminated(signum: int, frame: Any) -> None:
+    """The SIGTERM handler of every build: doit records finished tasks on an interrupt only."""
+    raise Terminated()
+
+
 @contextlib.contextmanager
 def interrupts_as_keyboard() -> Iterator[None]:
     """Turn SIGTERM into `Terminated` in the main thread so doit records finished tasks."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, on_term)
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         yield
     finally:
@@ -220,13 +212,10 @@ def run(
     try:
         with interrupts_as_keyboard(), quiet_collector():
             code = DoitMain(loader).run(args)
-    except Terminated:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM as `Terminated`
         build.runtime.cancel_all()
-        report.interrupted, report.exit_code = "SIGTERM", 143
-        return report
-    except KeyboardInterrupt:
-        build.runtime.cancel_all()
-        report.interrupted, report.exit_code = "SIGINT", 130
+        report.interrupted = "SIGTERM" if isinstance(e, Terminated) else "SIGINT"
+        report.exit_code = exit_code_for(e)
         return report
     failed = any(v == "failed" for v in report.tasks.values())
     # doit exits 2 when a task errored rather than failed; with `continue` that includes every
@@ -234,67 +223,8 @@ def run(
     if code not in (0, 1, 2) or "<doit>" in report.reasons or (code == 2 and not failed):
         detail = report.reasons.get("<doit>", "see the messages above")
         raise MksapError(f"doit could not run the build (exit {code}): {detail}")
-    report.exit_code = 1 if failed else 0
+    report.exit_code = ExitCode.FAILED if failed else ExitCode.OK
     return report
-
-
-@dataclass(frozen=True)
-class PlannedTask:
-    name: str
-    reason: str
-
-
-def plan(build: Build, questions: list[Question], *, force: bool = False) -> list[PlannedTask]:
-    """Tasks a run would execute and why, without running anything (`--dry-run`, `status`)."""
-    build.write_fingerprints()
-    tasks = load_tasks(build.task_namespace(questions), [], allow_delayed=False)
-    by_name = {t.name: t for t in tasks}
-    fingerprints = {str(build.fingerprint_file(s)): s.name for s in build.stages}
-    deps = Dependency(PreloadedSqliteDB, str(build.dep_file), checker_cls=SourceChecker)
-    planned: dict[str, str] = {}
-    target_owner = {t: task.name for task in tasks for t in task.targets}
-    try:
-        for task in tasks:  # stage order: upstream tasks come first
-            if ":" not in task.name:
-                continue
-            upstream = [target_owner[d] for d in task.file_dep if d in target_owner]
-            rerun_upstream = [u for u in upstream if u in planned]
-            if force:
-                planned[task.name] = "forced"
-            elif deps.backend.get(task.name, "checker:") is None:
-                planned[task.name] = "never built"  # no record: never run, or `doit forget`
-            elif rerun_upstream:
-                planned[task.name] = f"upstream {rerun_upstream[0].split(':')[0]} reruns"
-            else:
-                status = deps.get_status(task, by_name, get_log=True)
-                if status.status != "up-to-date":
-                    planned[task.name] = _reason(status, fingerprints)
-    finally:
-        deps.close()
-    return [PlannedTask(name, reason) for name, reason in planned.items()]
-
-
-def _reason(status: Any, fingerprints: dict[str, str]) -> str:
-    reasons = status.reasons
-    if status.status == "error":
-        return "input missing: " + ", ".join(reasons.get("missing_file_dep", [])) if reasons else "error"
-    if reasons.get("missing_target") and not reasons.get("changed_file_dep"):
-        return f"output missing: {reasons['missing_target'][0]}"
-    changed = reasons.get("changed_file_dep", []) + reasons.get("added_file_dep", [])
-    for dep in changed:
-        if dep in fingerprints:
-            return f"config of stage {fingerprints[dep]} changed"
-    if changed:
-        return f"changed input: {changed[0]}"
-    if reasons.get("removed_file_dep"):
-        return "an input was removed"
-    if reasons.get("uptodate_false"):
-        return "output missing (the in-place question file holds no statements)"
-    if reasons.get("has_no_dependencies"):
-        return "never built (no inputs)"
-    if reasons.get("checker_changed"):
-        return "checker changed"
-    return "never built"
 
 
 def failure_lines(report: RunReport, build: Build) -> list[str]:
@@ -311,6 +241,15 @@ def summary(report: RunReport, build: Build) -> str:
     counts = report.counts(build.final_stage.name)
     lines = failure_lines(report, build)
     total = sum(counts.values())
+    # Per task, not per question: a rerun cut off early (an upstream task reran, its output
+    # did not change) shows here, while the question still counts as up to date.
+    outcomes = list(report.tasks.values())
+    ran = sum(1 for v in outcomes if v in ("built", "failed"))
+    skipped = outcomes.count("skipped")
+    lines.append(
+        f"tasks: {ran} ran, {outcomes.count('up-to-date')} up to date"
+        + (f", {skipped} not run (an upstream task failed)" if skipped else "")
+    )
     lines.append(
         f"{counts['built']} built, {counts['up-to-date']} up to date, {counts['failed']} failed "
         f"({total} question{'s' if total != 1 else ''})"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from mksap.bank import Question
+from mksap.build.plan import plan
 from mksap.build.tasks import Build
 from mksap.contracts.output import holds_output
-from mksap.build.runner import plan
 
 STATES = ("up-to-date", "stale", "failed", "never built")
 

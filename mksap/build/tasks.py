@@ -20,19 +20,19 @@ from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
-from doit.exceptions import TaskFailed
+from doit.exceptions import TaskError, TaskFailed
 from pydantic import BaseModel
 
 from mksap import __version__
 from mksap.atomic import write_if_changed, write_json, write_text
 from mksap.bank import Question
+from mksap.contracts.errors import MksapError, PluginError, ProviderError
 from mksap.contracts.output import holds_output
-from mksap.llm.cache import ResponseCache
-from mksap.contracts.errors import MksapError, PluginError
 from mksap.contracts.registry import Registry
+from mksap.contracts.stage import Stage, StageJob, describe
+from mksap.llm.cache import ResponseCache
 from mksap.llm.runtime import ProviderRuntime
 from mksap.settings import Settings
-from mksap.contracts.stage import Stage, StageJob, describe
 
 DEP_FILE = "doit.sqlite"
 
@@ -114,17 +114,29 @@ class Build:
         return self.output_path(q) if stage.final else self.artifact(stage, q)
 
     # -- fingerprints -----------------------------------------------------------------------
+    def fingerprint_text(self, stage: Stage) -> str:
+        """What the stage's fingerprint file holds for the current configuration."""
+        provider, model = self.runtime.identity()
+        payload = {"stage": stage.name, "digest": stage.fingerprint(provider, model)}
+        if stage.final:
+            payload["output"] = "in-place" if self.settings.in_place else str(self.settings.out)
+        return json.dumps(payload, sort_keys=True) + "\n"
+
+    def fingerprint_changed(self, stage: Stage) -> bool:
+        """Whether the stage's configuration differs from its fingerprint file (read only)."""
+        try:
+            return self.fingerprint_file(stage).read_text(encoding="utf-8") != self.fingerprint_text(stage)
+        except OSError:
+            return True
+
     def write_fingerprints(self) -> None:
         """One small file per stage; tasks depend on it, so a config change reruns that stage.
 
         Written only when the content changes, so doit's md5 check sees nothing otherwise.
+        Only a build writes them: planning and status compare instead (`fingerprint_changed`).
         """
-        provider, model = self.runtime.identity()
         for stage in self.stages:
-            payload = {"stage": stage.name, "digest": stage.fingerprint(provider, model)}
-            if stage.final:
-                payload["output"] = "in-place" if self.settings.in_place else str(self.settings.out)
-            write_if_changed(self.fingerprint_file(stage), json.dumps(payload, sort_keys=True) + "\n")
+            write_if_changed(self.fingerprint_file(stage), self.fingerprint_text(stage))
 
     # -- tasks ------------------------------------------------------------------------------
     def task_dict(self, stage: Stage, q: Question) -> dict[str, Any]:
@@ -166,9 +178,13 @@ class Build:
         return namespace
 
     # -- execution --------------------------------------------------------------------------
-    def execute(self, stage: Stage, q: Question) -> TaskFailed | None:
-        """The doit action of one (stage, question) task."""
-        failure = self.failure_file(stage, q)
+    def execute(self, stage: Stage, q: Question) -> TaskFailed | TaskError | None:
+        """The doit action of one (stage, question) task.
+
+        Bad input and unusable answers fail the task (`TaskFailed`); a provider that could not
+        be called is a task error (`TaskError`). Either way the reason is one line, kept in
+        `<stage>.failed` for `mksap status`, and only this question stops.
+        """
         job = StageJob(
             question=q,
             settings=self.settings,
@@ -178,20 +194,22 @@ class Build:
         )
         try:
             result = stage.run(job)
+        except ProviderError as e:
+            return TaskError(self._fail(stage, q, str(e)))
         except MksapError as e:
-            return self._fail(stage, q, failure, str(e))
+            return TaskFailed(self._fail(stage, q, str(e)))
         data = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
         target = self.target(stage, q)
         sweep_temporaries(target)
         write_json(target, data, compact=not stage.final)
-        failure.unlink(missing_ok=True)
+        self.failure_file(stage, q).unlink(missing_ok=True)
         return None
 
-    def _fail(self, stage: Stage, q: Question, failure: Path, reason: str) -> TaskFailed:
+    def _fail(self, stage: Stage, q: Question, reason: str) -> str:
         line = " ".join(reason.split())
-        write_text(failure, line + "\n")
+        write_text(self.failure_file(stage, q), line + "\n")
         self.failures_this_run[f"{stage.name}:{q.qid}"] = line
-        return TaskFailed(line)
+        return line
 
     @cached_property
     def _provenance(self) -> dict[str, Any]:

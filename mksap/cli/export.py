@@ -1,81 +1,166 @@
-"""`mksap export anki|csv|jsonl` and `mksap review`: parse options, call `run_export`, render.
+"""`mksap export NAME`: one subcommand per registered exporter, with options made from the
+exporter's own options model, so a third-party exporter gets its subcommand and `--help` too.
 
-Everything heavy (the registry, doit, genanki) is imported inside the commands, so importing
-`mksap.cli` stays cheap.
+The subcommands are made when asked for (`ExportGroup`), from the invocation's registry;
+`exporter_command` is also what a plugin's `register_commands` hook uses to put an exporter
+at the top level (the review page's `mksap review`).
 """
 
 from __future__ import annotations
 
+import inspect
+import typing
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
+from typer.core import TyperGroup
 
-from mksap.cli.options import CacheDir, Data, InPlace, JsonOut, Out, Targets
-from mksap.cli.options import envelope as _envelope
-from mksap.cli.options import err as _err
-from mksap.cli.options import settings_from_flags as _settings
+from mksap.cli.options import (
+    CacheDir,
+    Data,
+    InPlace,
+    JsonOut,
+    Out,
+    Targets,
+    envelope,
+    err,
+    registry_of,
+    settings_from_flags,
+)
+from mksap.contracts.errors import PluginError
 
 if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
+
+    from mksap.contracts.exporter import Exporter
     from mksap.export.run import ExportReport
 
-export_app = typer.Typer(
-    help="Write the built statements as an Anki deck, Anki text import (CSV) or JSONL.\n\n"
+HELP = (
+    "Write the built statements with an exporter (anki, csv, jsonl, review, or a plugin's).\n\n"
     "Each export is a task in the build's dependency DB: exporting again when nothing changed "
-    "says 'up to date' and rewrites nothing (--force rewrites).",
-    no_args_is_help=True,
+    "says 'up to date' and rewrites nothing (--force rewrites). Defaults for an exporter's "
+    "options can go in [plugins.<name>] of mksap.toml."
 )
-
-
 Output = Annotated[
     Path | None,
     typer.Option(
-        "-o",
-        "--output",
-        help="File to write (default: mksap.apkg, mksap.csv, mksap.jsonl, review.html).",
-        show_default=False,
+        "-o", "--output", help="File to write (default: the exporter's, e.g. mksap.apkg).", show_default=False
     ),
 ]
 Force = Annotated[bool, typer.Option("--force", help="Rewrite the file even if it is up to date.")]
-IncludeFlagged = Annotated[
-    bool,
-    typer.Option(
-        "--include-flagged",
-        help="Keep statements flagged by validation (tagged mksap::validation::flagged).",
-    ),
-]
-Deck = Annotated[str, typer.Option("--deck", help="Parent deck; one subdeck per system under it.")]
-# Choices and ranges are checked by the exporter's options model, which names the valid values.
-Mode = Annotated[
-    str,
-    typer.Option("--cloze-mode", help="all: one cloze (card) per candidate; single: the first only."),
-]
-MaxClozes = Annotated[int | None, typer.Option("--max-clozes", help="At most N clozes per note.", show_default=False)]
+#: Parameters every export command has; an exporter option may not take these names.
+SHARED = ("ctx", "targets", "output", "force", "data", "out", "cache_dir", "in_place", "as_json")
+
+
+class ExportGroup(TyperGroup):
+    """The `export` group: its subcommands are the registered exporters."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return sorted(registry_of(ctx).names("exporter"))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        registry = registry_of(ctx)
+        if cmd_name not in registry.names("exporter"):
+            return None
+        return typer.main.get_command(_single(exporter_command(registry.get("exporter", cmd_name))))
+
+
+def export_app() -> typer.Typer:
+    return typer.Typer(cls=ExportGroup, help=HELP, no_args_is_help=True)
+
+
+def _single(command: Any) -> typer.Typer:
+    app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_show_locals=False)
+    app.command()(command)
+    return app
+
+
+def _option(name: str, field: FieldInfo) -> tuple[Any, Any] | None:
+    """(annotation, default) of the CLI option for one options-model field; None when the
+    field has no command-line form (structured values: config only)."""
+    flag = "--" + name.replace("_", "-")
+    annotation = field.annotation
+    help_text = (field.description or name.replace("_", " ")).rstrip(".") + "."
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is Literal or (args and typing.get_origin(args[0]) is Literal):
+        choices = typing.get_args(annotation if typing.get_origin(annotation) is Literal else args[0])
+        help_text += f" One of: {', '.join(map(str, choices))}."
+        base: Any = str
+    elif annotation is bool:
+        return Annotated[bool | None, typer.Option(f"{flag}/--no-{flag[2:]}", help=help_text, show_default=False)], None
+    elif annotation in (str, int, float, Path) or (len(args) == 1 and args[0] in (str, int, float, Path)):
+        base = annotation if annotation in (str, int, float, Path) else args[0]
+    else:
+        return None
+    if field.default is not None and not callable(field.default):
+        help_text += f" [default: {field.default}]"
+    return Annotated[base | None, typer.Option(flag, help=help_text, show_default=False)], None
+
+
+def exporter_command(exporter: type[Exporter[Any]]) -> Any:
+    """A typer command function for `exporter`: its name, docstring and options."""
+    fields = exporter.options_model.model_fields
+    clash = sorted(set(fields) & set(SHARED))
+    if clash:
+        raise PluginError(f"exporter '{exporter.name}': option name(s) {', '.join(clash)} are taken by mksap")
+
+    def command(**values: Any) -> None:
+        ctx = values.pop("ctx")
+        shared = {k: values.pop(k) for k in SHARED if k in values}
+        given = {k: v for k, v in values.items() if v is not None}
+        _export(ctx, exporter.name, given, **shared)
+
+    params = [
+        inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
+        inspect.Parameter("targets", inspect.Parameter.KEYWORD_ONLY, annotation=Targets, default=None),
+        inspect.Parameter("output", inspect.Parameter.KEYWORD_ONLY, annotation=Output, default=None),
+    ]
+    for name, field in fields.items():
+        option = _option(name, field)
+        if option is not None:
+            params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option[0], default=None))
+    for name, annotation, default in (
+        ("force", Force, False),
+        ("data", Data, None),
+        ("out", Out, None),
+        ("cache_dir", CacheDir, None),
+        ("in_place", InPlace, None),
+        ("as_json", JsonOut, False),
+    ):
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default))
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__name__ = exporter.name
+    command.__doc__ = inspect.getdoc(exporter)
+    return command
 
 
 def _export(
+    ctx: typer.Context,
     name: str,
+    options: dict[str, Any],
+    *,
     targets: list[str] | None,
     output: Path | None,
-    options: dict[str, Any],
-    as_json: bool,
     force: bool,
+    as_json: bool,
     **locations: Any,
 ) -> None:
     from mksap.export.run import run_export
 
-    settings = _settings(**locations)
     report = run_export(
-        settings,
+        settings_from_flags(**locations),
         name,
         list(targets or []),
         options,
         output,
         force=force,
-        notice=lambda m: _err(f"mksap: {m}"),
+        notice=lambda m: err(f"mksap: {m}"),
+        registry=registry_of(ctx),
     )
     if as_json:
-        print(_envelope("export", report.model_dump(mode="json")))
+        print(envelope("export", report.model_dump(mode="json")))
         return
     print(render(report))
 
@@ -87,10 +172,9 @@ def render(report: ExportReport) -> str:
         return f"{report.path} is up to date ({unchanged})"
     written = report.written
     assert written is not None
-    unit = {"anki": "notes", "csv": "notes", "jsonl": "lines"}.get(report.exporter, "statements")
     left_out = ", ".join(f"{n} {why}" for why, n in written.skipped.items() if n)
     lines = [
-        f"wrote {report.path}: {written.items} {unit} from {report.questions} questions"
+        f"wrote {report.path}: {written.items} {report.unit} from {report.questions} questions"
         + (f" (left out: {left_out})" if left_out else "")
     ]
     if report.guids_file:
@@ -101,143 +185,3 @@ def render(report: ExportReport) -> str:
             else "no note of the previous export is gone"
         )
     return "\n".join(lines)
-
-
-@export_app.command("anki")
-def anki(
-    targets: Targets = None,
-    output: Output = None,
-    deck: Deck = "MKSAP",
-    cloze_mode: Mode = "all",
-    max_clozes: MaxClozes = None,
-    include_flagged: IncludeFlagged = False,
-    force: Force = False,
-    data: Data = None,
-    out: Out = None,
-    cache_dir: CacheDir = None,
-    in_place: InPlace = None,
-    as_json: JsonOut = False,
-) -> None:
-    """An Anki deck (.apkg): one cloze note per statement, one subdeck per system.
-
-    Notes keep their GUID across rebuilds (question id + statement id), so importing a newer
-    deck updates them instead of adding duplicates.
-    """
-    options = {
-        "deck": deck,
-        "cloze_mode": cloze_mode,
-        "max_clozes": max_clozes,
-        "include_flagged": include_flagged,
-    }
-    _export(
-        "anki",
-        targets,
-        output,
-        options,
-        as_json,
-        force,
-        data=data,
-        out=out,
-        cache_dir=cache_dir,
-        in_place=in_place,
-    )
-
-
-@export_app.command("csv")
-def csv(
-    targets: Targets = None,
-    output: Output = None,
-    separator: Annotated[str, typer.Option("--separator", help="Column separator: tab or comma.")] = "tab",
-    deck: Deck = "MKSAP",
-    cloze_mode: Mode = "all",
-    max_clozes: MaxClozes = None,
-    include_flagged: IncludeFlagged = False,
-    force: Force = False,
-    data: Data = None,
-    out: Out = None,
-    cache_dir: CacheDir = None,
-    in_place: InPlace = None,
-    as_json: JsonOut = False,
-) -> None:
-    """Anki's text import format (File > Import), with cloze markup, GUID, deck and tags columns."""
-    options = {
-        "deck": deck,
-        "cloze_mode": cloze_mode,
-        "max_clozes": max_clozes,
-        "include_flagged": include_flagged,
-        "separator": separator,
-    }
-    _export(
-        "csv",
-        targets,
-        output,
-        options,
-        as_json,
-        force,
-        data=data,
-        out=out,
-        cache_dir=cache_dir,
-        in_place=in_place,
-    )
-
-
-@export_app.command("jsonl")
-def jsonl(
-    targets: Targets = None,
-    output: Output = None,
-    include_flagged: IncludeFlagged = False,
-    force: Force = False,
-    data: Data = None,
-    out: Out = None,
-    cache_dir: CacheDir = None,
-    in_place: InPlace = None,
-    as_json: JsonOut = False,
-) -> None:
-    """One JSON object per statement: ids, source, text, candidates, findings, provider/model."""
-    options = {"include_flagged": include_flagged}
-    _export(
-        "jsonl",
-        targets,
-        output,
-        options,
-        as_json,
-        force,
-        data=data,
-        out=out,
-        cache_dir=cache_dir,
-        in_place=in_place,
-    )
-
-
-def review(
-    targets: Targets = None,
-    output: Output = None,
-    include_flagged: IncludeFlagged = False,
-    force: Force = False,
-    data: Data = None,
-    out: Out = None,
-    cache_dir: CacheDir = None,
-    in_place: InPlace = None,
-    as_json: JsonOut = False,
-) -> None:
-    """A static HTML page to read the statements: system filter, search, findings; no server.
-
-    Example: mksap review cv -o review.html
-    """
-    options = {"include_flagged": include_flagged}
-    output = output or Path("review.html")
-    _export(
-        "review",
-        targets,
-        output,
-        options,
-        as_json,
-        force,
-        data=data,
-        out=out,
-        cache_dir=cache_dir,
-        in_place=in_place,
-    )
-
-
-__all__ = ["export_app", "review"]

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import typer
 
-from mksap.cli.options import CacheDir, Data, InPlace, JsonOut, Out, ProviderOpt, Targets
+from mksap.cli.options import CacheDir, Data, InPlace, JsonOut, Out, ProviderOpt, Targets, print_table
 from mksap.cli.options import envelope as _envelope
 from mksap.cli.options import settings_from_flags as _settings
+from mksap.contracts.errors import ExitCode
 
 
 def validate(
@@ -34,19 +35,19 @@ def validate(
     else:
         print(render(report))
     if not questions or len(report.not_built) == len(questions):
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
-def doctor(provider: ProviderOpt = None, as_json: JsonOut = False) -> None:
+def doctor(ctx: typer.Context, provider: ProviderOpt = None, as_json: JsonOut = False) -> None:
     """Which NLP tier is active (and how to install a scispaCy model), which providers are usable
     (key set, CLI executable on PATH), and whether the cache folders are safe. Exit 1 on an error."""
     from mksap.contracts.registry import Registry
-    from mksap.reports.doctor import diagnose, render
+    from mksap.reports.doctor import diagnose
 
     report = diagnose(_settings(provider=provider), Registry.load())
     if as_json:
         print(_envelope("doctor", report.model_dump(mode="json")))
     else:
-        print(render(report))
+        print_table(("status", "topic", "message"), [(c.status, c.topic, c.message) for c in report.checks])
     if report.exit_code:
         raise typer.Exit(report.exit_code)

@@ -1,14 +1,35 @@
-"""The one hierarchy of expected errors. Each message names the fix.
+"""The one hierarchy of expected errors, and the exit codes they end in. Each message names the fix.
 
-The CLI turns these into a one-line message and an exit code; anything else is a bug and
-keeps its traceback.
+The CLI turns these into a one-line message and an exit code (`exit_code_for`); anything else
+is a bug and keeps its traceback. Inside a build, a stage's error decides how its task ends:
+`InputError` (bad input) and `StageError` (the model answered unusably) fail the task,
+`ProviderError` (the model could not be called) is a task error; either way only that
+question fails and every other one goes on.
 """
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Every exit status of `mksap` (and of `doit` in this repository), documented in the README."""
+
+    OK = 0
+    FAILED = 1  # some questions (or checks) failed; everything else was done
+    ERROR = 2  # an expected error stopped the command: bad option, setting, input or state
+    BUG = 3  # an unexpected exception (a bug): its traceback is printed
+    LOCKED = 75  # another build holds the build state (sysexits EX_TEMPFAIL)
+    INTERRUPTED = 130  # Ctrl-C: finished work is recorded
+    TERMINATED = 143  # SIGTERM: finished work is recorded
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so doit saves the tasks that finished."""
 
 
 class MksapError(Exception):
     """An expected failure with a message a user can act on."""
 
-    exit_code = 2
+    exit_code: ExitCode = ExitCode.ERROR
 
 
 class ConfigError(MksapError):
@@ -56,8 +77,17 @@ class CacheError(MksapError):
 class BuildLockedError(MksapError):
     """Another run holds the build state."""
 
-    exit_code = 75
+    exit_code = ExitCode.LOCKED
 
 
 class ExportError(MksapError):
     """An export could not be written."""
+
+
+def exit_code_for(error: BaseException) -> ExitCode:
+    """The one mapping from an exception that ends a command to its exit status."""
+    if isinstance(error, MksapError):
+        return error.exit_code
+    if isinstance(error, KeyboardInterrupt):
+        return ExitCode.TERMINATED if isinstance(error, Terminated) else ExitCode.INTERRUPTED
+    return ExitCode.BUG

@@ -10,10 +10,11 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, Field
 
 from mksap.contracts.output import OutputDocument
 from mksap.contracts.statements import Finding, SourceKind
+from mksap.settings import PluginOptions
 
 
 class ExportStatement(BaseModel):
@@ -78,12 +79,14 @@ class ExportQuestion(BaseModel):
         )
 
 
-class ExportOptions(BaseModel):
-    """Options every exporter takes; an exporter subclasses this for its own."""
+class ExportOptions(PluginOptions):
+    """Options every exporter takes; an exporter subclasses this for its own.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Each field becomes an option of `mksap export <name>` (`--include-flagged`, its
+    description the help text) and can be given a default in `[plugins.<name>]` of the config.
+    """
 
-    include_flagged: bool = False
+    include_flagged: bool = Field(False, description="keep statements flagged by validation (tagged as flagged)")
 
 
 class ExportWritten(BaseModel):
@@ -108,18 +111,24 @@ class Exporter(ABC, Generic[OptionsT]):
       name           unique exporter name (`mksap export <name>`), also in the doit task name
       version        bump when the output format changes: every export file is rewritten
       suffix         default file suffix, e.g. ".apkg"
+      default_file   the file written when no -o is given (default: mksap<suffix>)
+      unit           what one written item is, for the report ("notes", "lines")
       options_model  the pydantic model of this exporter's options
     """
 
     name: ClassVar[str]
     version: ClassVar[str]
     suffix: ClassVar[str]
+    default_file: ClassVar[str | None] = None
+    unit: ClassVar[str] = "statements"
     options_model: ClassVar[type[ExportOptions]] = ExportOptions
 
+    @classmethod
+    def default_path(cls) -> Path:
+        return Path(cls.default_file or f"mksap{cls.suffix}")
+
     @abstractmethod
-    def export(
-        self, questions: list[ExportQuestion], options: OptionsT, path: Path
-    ) -> ExportWritten:
+    def export(self, questions: list[ExportQuestion], options: OptionsT, path: Path) -> ExportWritten:
         """Write `path` atomically (`mksap.atomic.write_bytes`, or a temporary file in the same
         folder then `os.replace`) from the built questions. Raise `ExportError` when the data
         cannot be exported; an `OSError` while writing is reported as an unwritable path."""

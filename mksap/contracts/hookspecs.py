@@ -1,5 +1,7 @@
 """The hooks a plugin module may define. A plugin is a module named by an entry point in the
 `mksap` group (or listed in `MKSAP_PLUGINS`); mksap calls each hook it defines once per run.
+Each plugin class may carry its own options model (`options_model`), read from the
+`[plugins.<name>]` table of the config and `MKSAP_<NAME>_<OPTION>` (see `mksap.settings`).
 
 A module attribute named `register_*` that is not one of these hooks is an error, so a misspelt
 hook fails loudly instead of being ignored.
@@ -30,8 +32,16 @@ def register_exporters(register: Register) -> None:
     """
 
 
+def register_commands(app: Any) -> None:
+    """Called once per `mksap` invocation, after the built-in commands exist. Add commands to
+    `app` (a `typer.Typer`): `@app.command()`, or `app.add_typer(sub_app, name=...)`. A name
+    already taken by mksap or another plugin is an error, reported like a failed plugin.
+    """
+
+
 HOOKS: dict[str, Callable[..., None]] = {
     "register_stages": register_stages,
     "register_providers": register_providers,
     "register_exporters": register_exporters,
+    "register_commands": register_commands,
 }

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from mksap.settings import Settings
+from mksap.settings import PluginOptions, Settings
 
 TaskKind = Literal["statements", "cloze", "repair"]
 
@@ -77,14 +77,38 @@ class LLMResponse(BaseModel):
 
 
 class Provider(ABC):
-    """Base class of provider plugins. One instance per run, used from one event loop."""
+    """Base class of provider plugins. One instance per run, used from one event loop.
+
+    Class attributes:
+      name           what `--provider` accepts
+      local          True when answers are computed locally for free (no cache, no limits)
+      options_model  the pydantic model of its own options (`[plugins.<name>]` in config)
+    """
 
     name: ClassVar[str]
-    #: True when answers are computed locally for free; the runtime skips cache and limits.
     local: ClassVar[bool] = False
+    options_model: ClassVar[type[PluginOptions]] = PluginOptions
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+
+    @property
+    def options(self) -> Any:
+        """This provider's options, from `[plugins.<name>]` / `MKSAP_<NAME>_*`."""
+        return self.settings.plugin_options(self.name, self.options_model)
+
+    @classmethod
+    def unready(cls, settings: Settings) -> str | None:
+        """Why this provider cannot be used with `settings` (no key, executable missing), or
+        None when it can. Cheap: no network, no heavy import. `provider = auto` takes the
+        first provider of `auto_providers` that is ready."""
+        return None
+
+    @classmethod
+    def health(cls, settings: Settings) -> list[str]:
+        """Lines for `mksap doctor`, each starting 'ok: ' or 'error: ': whether it is usable."""
+        reason = cls.unready(settings)
+        return [f"error: {reason}"] if reason else ["ok: usable"]
 
     @property
     def model(self) -> str:

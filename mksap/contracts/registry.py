@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from types import ModuleType
@@ -46,6 +47,7 @@ class Registry:
 
     entries: list[PluginEntry] = field(default_factory=list)
     failures: list[PluginFailure] = field(default_factory=list)
+    command_hooks: list[tuple[str, str, Callable[[Any], None]]] = field(default_factory=list)
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None) -> Registry:
@@ -88,6 +90,26 @@ class Registry:
                 fn(lambda obj, kind=kind: self._register(kind, obj, package, module.__name__))
             except Exception as e:
                 self.failures.append(PluginFailure(f"{module.__name__}.{hook}", package, _one_line(e)))
+        if callable(getattr(module, "register_commands", None)):
+            self.command_hooks.append((module.__name__, package, module.register_commands))
+
+    def add_commands(self, app: Any, taken: set[str]) -> None:
+        """Call every plugin's `register_commands(app)`. A hook that fails, or takes a command
+        name already in `taken`, is recorded as a plugin failure and its commands are dropped."""
+        for module, package, hook in self.command_hooks:
+            before = len(app.registered_commands), len(app.registered_groups)
+            try:
+                hook(app)
+                added = [_command_name(c) for c in app.registered_commands[before[0] :]]
+                added += [g.name or "" for g in app.registered_groups[before[1] :]]
+                clash = sorted(set(added) & taken)
+                if clash:
+                    raise PluginError(f"command name(s) {', '.join(clash)} already taken")
+                taken.update(added)
+            except Exception as e:
+                del app.registered_commands[before[0] :]
+                del app.registered_groups[before[1] :]
+                self.failures.append(PluginFailure(f"{module}.register_commands", package, _one_line(e)))
 
     def _register(self, kind: str, obj: Any, package: str, module: str) -> None:
         name = getattr(obj, "name", None)
@@ -132,6 +154,10 @@ class Registry:
 
     def provider(self, name: str) -> type[Provider]:
         return self.get("provider", name)
+
+
+def _command_name(info: Any) -> str:
+    return info.name or info.callback.__name__.replace("_", "-")
 
 
 def _one_line(e: BaseException) -> str:

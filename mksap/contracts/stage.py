@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from mksap.bank import Question
 from mksap.contracts.errors import AnswerError, StageError
 from mksap.contracts.provider import LLMRequest, LLMResponse, Message
-from mksap.settings import Settings
+from mksap.settings import PluginOptions, Settings
 
 A = TypeVar("A", bound=BaseModel)
 
@@ -75,6 +75,7 @@ class Stage(ABC):
       reads_source  True for the stage that reads the question JSON and tables
       uses_llm  True if the stage calls the provider (provider and model join its fingerprint)
       final     True for the stage that writes the output question file
+      options_model  the pydantic model of its own options (`[plugins.<name>]` in config)
     """
 
     name: ClassVar[str]
@@ -83,9 +84,15 @@ class Stage(ABC):
     reads_source: ClassVar[bool] = False
     uses_llm: ClassVar[bool] = False
     final: ClassVar[bool] = False
+    options_model: ClassVar[type[PluginOptions]] = PluginOptions
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+
+    @property
+    def options(self) -> Any:
+        """This stage's options (an `options_model`), from `[plugins.<name>]` / `MKSAP_<NAME>_*`."""
+        return self.settings.plugin_options(self.name, self.options_model)
 
     def config(self) -> dict[str, Any]:
         """Everything besides input files that changes this stage's result (prompt text,

@@ -38,6 +38,7 @@ class ExportReport(BaseModel):
     """The result of `mksap export ...` / `mksap review`."""
 
     exporter: str
+    unit: str = "statements"
     path: str
     questions: int
     up_to_date: bool
@@ -46,21 +47,15 @@ class ExportReport(BaseModel):
     guids_file: str | None = None
 
 
-def check_writable(path: Path) -> None:
+def check_writable(path: Path, default_name: str) -> None:
     """Fail early, with the reason, when `path` cannot become a file."""
     if path.is_dir():
-        raise ExportError(
-            f"cannot write {path}: it is a folder; name a file, e.g. -o {path / 'mksap.out'}"
-        )
+        raise ExportError(f"cannot write {path}: it is a folder; name a file, e.g. -o {path / default_name}")
     existing = next(p for p in (path.parent, *path.parent.parents) if p.exists())
     if not existing.is_dir():
-        raise ExportError(
-            f"cannot write {path}: {existing} is a file, not a folder; choose another -o path"
-        )
+        raise ExportError(f"cannot write {path}: {existing} is a file, not a folder; choose another -o path")
     if not os.access(existing, os.W_OK):
-        raise ExportError(
-            f"cannot write {path}: no permission to write in {existing}; choose another -o path"
-        )
+        raise ExportError(f"cannot write {path}: no permission to write in {existing}; choose another -o path")
 
 
 def never_built(build: Build, questions: list[Question], targets: list[str]) -> None:
@@ -68,9 +63,7 @@ def never_built(build: Build, questions: list[Question], targets: list[str]) -> 
     missing = [q.qid for q in questions if not holds_output(build.output_path(q))]
     if not missing:
         return
-    shown = " ".join(missing[:10]) + (
-        f" (and {len(missing) - 10} more)" if len(missing) > 10 else ""
-    )
+    shown = " ".join(missing[:10]) + (f" (and {len(missing) - 10} more)" if len(missing) > 10 else "")
     again = " ".join(missing) if len(missing) <= 10 else " ".join(targets)
     command = f"mksap run {again}".strip()
     raise ExportError(f"{len(missing)} question(s) never built: {shown}; run: {command} first")
@@ -150,9 +143,7 @@ class ExportLoader(TaskLoader2):
             yield self.task
 
         namespace = {"task_export": task_export}
-        return load_tasks(
-            namespace, self.cmd_names, allow_delayed=False, args=pos_args, config=self.config
-        )
+        return load_tasks(namespace, self.cmd_names, allow_delayed=False, args=pos_args, config=self.config)
 
 
 def read_built(path: Path) -> OutputDocument:
@@ -191,11 +182,15 @@ def run_export(
     notice: Callable[[str], None] = lambda message: None,
     registry: Registry | None = None,
 ) -> ExportReport:
-    """Export the built targets with the exporter `name`, as a doit task (see the module doc)."""
+    """Export the built targets with the exporter `name`, as a doit task (see the module doc).
+
+    `options` are the ones given on the command line; the others come from `[plugins.<name>]`
+    of the config, then the exporter's defaults."""
     registry = registry or Registry.load()
     exporter: type[Exporter[Any]] = registry.get("exporter", name)
+    configured = settings.plugin_options(name, exporter.options_model)
     try:
-        opts = exporter.options_model.model_validate(options)
+        opts = exporter.options_model.model_validate({**configured.model_dump(), **options})
     except ValidationError as e:
         err = e.errors()[0]
         flag = "--" + "-".join(str(part) for part in err["loc"]).replace("_", "-")
@@ -206,8 +201,8 @@ def run_export(
         wanted = " ".join(targets) or "anything"
         raise MksapError(f"no question under {settings.data} matches {wanted}")
     never_built(build, questions, targets)
-    path = (output or Path(f"mksap{exporter.suffix}")).expanduser().absolute()
-    check_writable(path)
+    path = (output or exporter.default_path()).expanduser().absolute()
+    check_writable(path, exporter.default_path().name)
     job = ExportJob(exporter, opts, path, [(q, build.output_path(q)) for q in questions])
     with BuildLock(settings.build_dir()).acquire():
         fingerprint = build.build_dir / "exports" / f"{name}-{path.name}.json"
@@ -217,6 +212,7 @@ def run_export(
         raise job.error
     return ExportReport(
         exporter=name,
+        unit=exporter.unit,
         path=str(path),
         questions=len(questions),
         up_to_date=state == "up-to-date",
@@ -234,9 +230,7 @@ def run_task(build: Build, task: dict[str, Any], *, force: bool) -> str:
     # Whole-file md5: the build's checker digests only the source fields of question-shaped
     # files, which would hide changed statements in the outputs this task reads.
     config["check_file_uptodate"] = "md5"
-    code = DoitMain(ExportLoader(task, config)).run(
-        ["run"] + (["--always-execute"] if force else [])
-    )
+    code = DoitMain(ExportLoader(task, config)).run(["run"] + (["--always-execute"] if force else []))
     state = report.tasks.get(full_name, "failed")
     if state == "failed" and full_name not in report.reasons:
         detail = report.reasons.get("<doit>", "see the messages above")

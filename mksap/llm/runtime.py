@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 
-from mksap.contracts.errors import AnswerError, ProviderStopError
+from mksap.contracts.errors import AnswerError, ConfigError, ProviderStopError
 from mksap.contracts.provider import LLMRequest, LLMResponse, Provider, Usage
 from mksap.contracts.registry import Registry
 from mksap.llm.limits import RateLimiter
@@ -54,12 +54,33 @@ class ProviderTotals:
     usage: Usage = field(default_factory=Usage)
 
 
-def provider_chain(settings: Settings) -> list[str]:
-    """Names from `--provider a,b`; 'auto' means anthropic when a key is set, else offline."""
+@dataclass(frozen=True)
+class ProviderChain:
+    """The providers a run uses, in fallback order, and why `auto` passed over any."""
+
+    names: list[str]
+    passed_over: dict[str, str] = field(default_factory=dict)
+
+
+def provider_chain(settings: Settings, registry: Registry) -> ProviderChain:
+    """Names from `--provider a,b`; `auto` means the first ready provider of `auto_providers`.
+    An unknown name fails here, listing the valid ones."""
     names = [n.strip() for n in settings.provider.split(",") if n.strip()]
-    if names == ["auto"]:
-        return ["anthropic"] if settings.api_key else ["offline"]
-    return names
+    if not names:
+        valid = ", ".join(registry.names("provider"))
+        raise ConfigError(f"--provider names no provider; give one of: {valid} (or auto, or a chain 'a,b')")
+    if names != ["auto"]:
+        for name in names:
+            registry.provider(name)
+        return ProviderChain(names)
+    passed_over: dict[str, str] = {}
+    for name in (n.strip() for n in settings.auto_providers.split(",") if n.strip()):
+        reason = registry.provider(name).unready(settings)
+        if reason is None:
+            return ProviderChain([name], passed_over)
+        passed_over[name] = reason
+    tried = "; ".join(f"{n}: {r}" for n, r in passed_over.items()) or "auto_providers is empty"
+    raise ConfigError(f"no provider of auto_providers is ready ({tried}); name one with --provider")
 
 
 class ProviderRuntime:
@@ -77,9 +98,8 @@ class ProviderRuntime:
         self.registry = registry
         self.cache = cache
         self.notice = notice
-        self.names = provider_chain(settings)
-        for name in self.names:
-            registry.provider(name)  # unknown names fail now, listing the valid ones
+        self.chain = provider_chain(settings, registry)
+        self.names = self.chain.names
         self._providers: list[Provider] | None = None
         self._stopped: dict[str, str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -93,14 +113,13 @@ class ProviderRuntime:
         self._announced = False
 
     def notices(self) -> list[str]:
-        """The one-time notice that the fallback provider is in use (empty once given)."""
-        if self._announced or self.settings.provider != "auto" or self.names != ["offline"]:
+        """The one-time notice of the provider `auto` chose over others (empty once given)."""
+        if self._announced or not self.chain.passed_over:
             return []
         self._announced = True
-        return [
-            "No provider configured and no ANTHROPIC_API_KEY: using the rule-based 'offline' "
-            "provider (outputs are marked provider=offline)."
-        ]
+        skipped = "; ".join(f"'{n}' is not ready ({r})" for n, r in self.chain.passed_over.items())
+        name = self.names[0]
+        return [f"provider auto: {skipped}; using '{name}' (outputs are marked provider={name})."]
 
     # -- identity (no network, no heavy imports) -------------------------------------------
     def providers(self) -> list[Provider]:

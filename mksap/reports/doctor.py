@@ -5,12 +5,11 @@ cache and build-state folders are safe to use."""
 from __future__ import annotations
 
 import os
-import shutil
 from typing import Literal
 
 from pydantic import BaseModel
 
-from mksap.contracts.errors import CacheError
+from mksap.contracts.errors import CacheError, ExitCode, MksapError
 from mksap.contracts.registry import Registry
 from mksap.settings import Settings
 
@@ -27,8 +26,8 @@ class DoctorReport(BaseModel):
     checks: list[Check]
 
     @property
-    def exit_code(self) -> int:
-        return 1 if any(c.status == "error" for c in self.checks) else 0
+    def exit_code(self) -> ExitCode:
+        return ExitCode.FAILED if any(c.status == "error" for c in self.checks) else ExitCode.OK
 
 
 def _line(topic: str, line: str) -> Check:
@@ -39,29 +38,21 @@ def _line(topic: str, line: str) -> Check:
 
 
 def provider_checks(settings: Settings, registry: Registry) -> list[Check]:
-    """One check per registered provider, and which one a run would use."""
+    """Each registered provider's own health, and which one a run would use. A provider that
+    is not usable is an error only when the run would use it."""
     from mksap.llm.runtime import provider_chain
 
-    chain = provider_chain(settings)
-    checks = [Check(topic="providers", status="ok", message=f"a run uses: {' -> '.join(chain)}")]
+    try:
+        chain = provider_chain(settings, registry).names
+        checks = [Check(topic="providers", status="ok", message=f"a run uses: {' -> '.join(chain)}")]
+    except MksapError as e:
+        chain, checks = [], [Check(topic="providers", status="error", message=str(e))]
     for name in registry.names("provider"):
-        cls = registry.get("provider", name)
-        executable = getattr(cls, "executable", None)
-        if getattr(cls, "local", False):
-            checks.append(Check(topic=f"provider {name}", status="ok", message="usable (no key, no network)"))
-        elif executable:
-            path = shutil.which(executable)
-            status: Status = "ok" if path else ("error" if name in chain else "warn")
-            found = f"`{executable}` found at {path}" if path else f"`{executable}` not found on PATH"
-            checks.append(Check(topic=f"provider {name}", status=status, message=found))
-        elif name == "anthropic":
-            key = settings.api_key is not None and bool(settings.api_key.get_secret_value())
-            where = settings.base_url or "the Anthropic API"
-            status = "ok" if key else ("error" if name in chain else "warn")
-            text = f"API key set; calls go to {where}" if key else "no API key: set ANTHROPIC_API_KEY"
-            checks.append(Check(topic="provider anthropic", status=status, message=text))
-        else:
-            checks.append(Check(topic=f"provider {name}", status="ok", message="installed (no check available)"))
+        for line in registry.provider(name).health(settings):
+            check = _line(f"provider {name}", line)
+            if check.status == "error" and name not in chain:
+                check = check.model_copy(update={"status": "warn"})
+            checks.append(check)
     return checks
 
 
@@ -97,7 +88,3 @@ def diagnose(settings: Settings, registry: Registry) -> DoctorReport:
     checks += provider_checks(settings, registry)
     checks += folder_checks(settings)
     return DoctorReport(checks=checks)
-
-
-def render(report: DoctorReport) -> str:
-    return "\n".join(f"{c.status:<6}{c.topic:<22}{c.message}" for c in report.checks)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typer
+
 from mksap.contracts.hookspecs import Register
 
 
@@ -14,3 +16,11 @@ def register_exporters(register: Register) -> None:
 
     for exporter in (AnkiExporter, CsvExporter, JsonlExporter, ReviewExporter):
         register(exporter)
+
+
+def register_commands(app: typer.Typer) -> None:
+    """`mksap review`: the review page at the top level (the same as `mksap export review`)."""
+    from mksap.cli.export import exporter_command
+    from mksap_plugins.exporters.review import ReviewExporter
+
+    app.command("review")(exporter_command(ReviewExporter))

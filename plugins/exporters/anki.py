@@ -55,8 +55,10 @@ class AnkiOptions(ExportOptions):
     deck: str = Field(
         "MKSAP", min_length=1, description="parent deck; one subdeck per system under it"
     )
-    cloze_mode: Literal["all", "single"] = "all"
-    max_clozes: int | None = Field(None, ge=1)
+    cloze_mode: Literal["all", "single"] = Field(
+        "all", description="all: one cloze (card) per candidate; single: the first only"
+    )
+    max_clozes: int | None = Field(None, ge=1, description="at most N clozes per note")
 
 
 def note_guid(question_id: str, statement_id: str) -> str:
@@ -138,6 +140,7 @@ class AnkiExporter(Exporter[AnkiOptions]):
     name = "anki"
     version = "1"
     suffix = ".apkg"
+    unit = "notes"
     options_model = AnkiOptions
 
     def export(

@@ -14,6 +14,8 @@ import io
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
+
 from mksap.atomic import write_text
 from mksap.contracts.exporter import Exporter, ExportQuestion, ExportWritten
 from mksap_plugins.exporters.anki import AnkiOptions, note_guid, note_rows, source_line, tags
@@ -23,7 +25,7 @@ SEPARATORS = {"tab": "\t", "comma": ","}
 
 
 class CsvOptions(AnkiOptions):
-    separator: Literal["tab", "comma"] = "tab"
+    separator: Literal["tab", "comma"] = Field("tab", description="column separator: tab or comma")
 
 
 class CsvExporter(Exporter[CsvOptions]):
@@ -32,6 +34,7 @@ class CsvExporter(Exporter[CsvOptions]):
     name = "csv"
     version = "1"
     suffix = ".csv"
+    unit = "notes"
     options_model = CsvOptions
 
     def export(

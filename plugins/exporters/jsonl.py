@@ -18,6 +18,7 @@ class JsonlExporter(Exporter[ExportOptions]):
     name = "jsonl"
     version = "1"
     suffix = ".jsonl"
+    unit = "lines"
     options_model = ExportOptions
 
     def export(

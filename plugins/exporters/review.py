@@ -190,11 +190,15 @@ def page(questions: list[ExportQuestion], options: ExportOptions) -> tuple[str, 
 
 
 class ReviewExporter(Exporter[ExportOptions]):
-    """A static HTML page to review the statements (`mksap review`)."""
+    """A static HTML page to read the statements: system filter, search, findings; no server.
+
+    Also `mksap review` (this plugin registers that command). Example: mksap review cv -o review.html
+    """
 
     name = "review"
     version = "1"
     suffix = ".html"
+    default_file = "review.html"
     options_model = ExportOptions
 
     def export(

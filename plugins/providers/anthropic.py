@@ -2,7 +2,7 @@
 
 Structured output against the request's JSON schema, prompt caching of the shared system
 instructions, and our own retry loop (the SDK's is off: it obeys `retry-after` uncapped). The
-base URL is configurable (`base_url` / `ANTHROPIC_BASE_URL`), so Ollama, llama.cpp server, vLLM
+base URL is configurable (`[plugins.anthropic] base_url` / `ANTHROPIC_BASE_URL`), so Ollama, llama.cpp server, vLLM
 and LM Studio, which serve the same Messages API, work too (give them any non-empty key).
 
 `anthropic` is imported inside methods: it costs ~1.4 s, and listing plugins must stay cheap.
@@ -19,9 +19,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pydantic import Field, SecretStr
+
 from mksap.contracts.errors import AnswerError, ProviderError, ProviderStopError
 from mksap.contracts.provider import LLMRequest, LLMResponse, Provider, Usage
-from mksap.settings import Settings
+from mksap.settings import PluginOptions, Settings
 
 if TYPE_CHECKING:
     import anthropic
@@ -78,6 +80,10 @@ def estimate_cost(model: str, usage: Usage) -> float | None:
     return sum(n * p for n, p in zip(tokens, prices, strict=True)) / 1_000_000
 
 
+def _key_of(options: AnthropicOptions) -> str:
+    return options.api_key.get_secret_value().strip() if options.api_key is not None else ""
+
+
 def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """The schema as structured output accepts it: every object (in `$defs` too) gets
     `additionalProperties: false`; unsupported constraints move into descriptions."""
@@ -86,10 +92,31 @@ def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return anthropic.transform_schema(schema)
 
 
+Prices = dict[str, tuple[float, float, float, float]]
+
+
+class AnthropicOptions(PluginOptions):
+    api_key: SecretStr | None = Field(
+        None,
+        description="API key (prefer the ANTHROPIC_API_KEY variable)",
+        json_schema_extra={"env": "ANTHROPIC_API_KEY"},
+    )
+    base_url: str | None = Field(
+        None, description="Messages API base URL (local servers too)", json_schema_extra={"env": "ANTHROPIC_BASE_URL"}
+    )
+    prices: Prices = Field(
+        default_factory=dict,
+        description="USD per million tokens (input, output, cache write, cache read) by model; "
+        "overrides the built-in table (JSON in MKSAP_ANTHROPIC_PRICES)",
+    )
+    prices_date: str | None = Field(None, description="when the `prices` above were checked")
+
+
 class AnthropicProvider(Provider):
     """Anthropic Messages API (or a local server speaking it) via the official SDK."""
 
     name = "anthropic"
+    options_model = AnthropicOptions
     #: Retry policy; instance attributes may override (tests shrink them).
     max_attempts: int = 6
     backoff_base: float = 1.0
@@ -100,9 +127,20 @@ class AnthropicProvider(Provider):
         super().__init__(settings)
         self._client: anthropic.AsyncAnthropic | None = None
 
+    @classmethod
+    def unready(cls, settings: Settings) -> str | None:
+        if _key_of(settings.plugin_options(cls.name, AnthropicOptions)):
+            return None
+        return "no API key: set ANTHROPIC_API_KEY (or api_key in [plugins.anthropic] of the user config)"
+
+    @classmethod
+    def health(cls, settings: Settings) -> list[str]:
+        reason = cls.unready(settings)
+        where = settings.plugin_options(cls.name, AnthropicOptions).base_url or "the Anthropic API"
+        return [f"error: {reason}"] if reason else [f"ok: API key set; calls go to {where}"]
+
     def _key(self) -> str:
-        key = self.settings.api_key
-        return key.get_secret_value() if key is not None else ""
+        return _key_of(self.options)
 
     def _scrub(self, text: str) -> str:
         """Never let the key into a message, whatever an upstream error echoes."""
@@ -115,7 +153,7 @@ class AnthropicProvider(Provider):
             key = self._key()
             if not key:
                 raise ProviderStopError(
-                    "no Anthropic API key: set ANTHROPIC_API_KEY or `api_key` in the user config, "
+                    "no Anthropic API key: set ANTHROPIC_API_KEY or api_key in [plugins.anthropic] of the user config, "
                     "or use --provider offline"
                 )
             import anthropic
@@ -130,7 +168,7 @@ class AnthropicProvider(Provider):
             )
             self._client = anthropic.AsyncAnthropic(
                 api_key=key,
-                base_url=self.settings.base_url,
+                base_url=self.options.base_url,
                 max_retries=0,  # our loop retries, with a capped retry-after
                 timeout=timeout,
                 http_client=pool,
@@ -163,7 +201,7 @@ class AnthropicProvider(Provider):
 
     def estimate_cost(self, usage: Usage) -> float | None:
         """Configured `prices` first (they carry their own date), then the built-in table."""
-        configured = self.settings.prices.get(_DATED.sub("", self.model))
+        configured = self.options.prices.get(_DATED.sub("", self.model))
         if configured is not None:
             fields = [getattr(usage, f) for f in Usage.model_fields]
             return sum(n * p for n, p in zip(fields, configured, strict=True)) / 1_000_000
@@ -172,9 +210,7 @@ class AnthropicProvider(Provider):
     def _who(self) -> str:
         return f"anthropic ({self.model})"
 
-    async def _create_with_retries(
-        self, client: anthropic.AsyncAnthropic, params: dict[str, Any]
-    ) -> ApiMessage:
+    async def _create_with_retries(self, client: anthropic.AsyncAnthropic, params: dict[str, Any]) -> ApiMessage:
         return await self.retrying(lambda: client.messages.create(**params))
 
     async def retrying(self, call: Callable[[], Awaitable[T]], *, repeatable: bool = True) -> T:
@@ -221,14 +257,14 @@ class AnthropicProvider(Provider):
         status, what = e.status_code, self._describe(e)
         if status in (401, 403):
             raise ProviderStopError(
-                f"anthropic authentication failed ({what}): check ANTHROPIC_API_KEY or `api_key`"
+                f"anthropic authentication failed ({what}): check ANTHROPIC_API_KEY or [plugins.anthropic] api_key"
             ) from None
         spend_text = status in (400, 402, 429) and _SPEND_LIMIT.search(e.api_message or "")
         if e.error_code in _SPEND_CODES or spend_text:
             raise ProviderStopError(f"anthropic usage or spend limit reached ({what})") from None
         if status == 404:
             raise ProviderStopError(
-                f"{self._who()}: {what}; check the `model` and `base_url` settings"
+                f"{self._who()}: {what}; check the `model` setting and [plugins.anthropic] base_url"
             ) from None
         if e.response.headers.get("x-should-retry") == "false":
             raise ProviderError(f"{self._who()}: {what}") from None

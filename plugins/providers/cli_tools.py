@@ -98,6 +98,15 @@ class CliProvider(Provider):
     def model(self) -> str:
         return self.settings.model if self.passes_model else "default"
 
+    @classmethod
+    def unready(cls, settings: Settings) -> str | None:
+        return None if shutil.which(cls.executable) else f"`{cls.executable}` not found on PATH"
+
+    @classmethod
+    def health(cls, settings: Settings) -> list[str]:
+        path = shutil.which(cls.executable)
+        return [f"ok: `{cls.executable}` found at {path}"] if path else [f"error: {cls.unready(settings)}"]
+
     def argv(self, path: str) -> list[str]:
         model = ["--model", self.settings.model] if self.passes_model else []
         return [path, *self.args, *model]

@@ -15,6 +15,7 @@ import re
 from typing import Any, ClassVar
 
 from mksap.contracts.provider import LLMRequest, LLMResponse, Provider
+from mksap.settings import Settings
 from mksap_plugins.stages.cloze import candidate_range, select_candidates
 from mksap_plugins.stages.wording import (
     OPTION_PARENTHESIS,
@@ -175,6 +176,10 @@ class OfflineProvider(Provider):
     @property
     def model(self) -> str:
         return "rules-2"
+
+    @classmethod
+    def health(cls, settings: Settings) -> list[str]:
+        return ["ok: usable (no key, no network)"]
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         ctx = request.context

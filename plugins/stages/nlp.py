@@ -1,7 +1,7 @@
 """nlp: sentences, entities, abbreviations, negations and atomicity hints (no LLM).
 
-Uses the configured spaCy/scispaCy model (`nlp_model`: a package name, or a path; a relative
-path was resolved against the config file naming it) when it is installed, and otherwise the
+Uses the configured spaCy/scispaCy model (`[plugins.nlp] model`, or `MKSAP_NLP_MODEL`: a package name,
+or a path; a relative path is resolved against the config file naming it) when it is installed, and otherwise the
 rule-based tier, saying so once per run. The rule-based analysis runs in both tiers; the model
 adds its entities, its abbreviation detector (scispaCy) and its own sentence boundaries.
 """
@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from mksap.contracts.errors import StageError
 from mksap.contracts.stage import Stage, StageJob
+from mksap.settings import PluginOptions
 from mksap_plugins.stages.nlp_rules import Abbreviation, SentenceInfo, Term, analyse
 from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 
@@ -29,9 +30,17 @@ INSTALL_HINT = (
     "install a scispaCy model from its release tarball: pip install "
     + SCISPACY_RELEASES.format(version="0.5.4", model="en_core_sci_sm")
     + " (URL pattern .../releases/v<version>/<model>-<version>.tar.gz; never the look-alike names on PyPI), "
-    "or set nlp_model to a model folder"
+    "or set [plugins.nlp] model (MKSAP_NLP_MODEL) to a model folder"
 )
 RULES_ONLY = ("", "rules", "none")
+
+
+class NlpOptions(PluginOptions):
+    model: str = Field(
+        "en_core_sci_sm",
+        description="spaCy/scispaCy model: package name or path; 'rules' for the rule-based tier only",
+        json_schema_extra={"path_like": True},
+    )
 
 
 class NlpAnalysis(BaseModel):
@@ -76,6 +85,7 @@ class NlpStage(Stage):
     name = "nlp"
     version = "2"
     needs = ("parse",)
+    options_model = NlpOptions
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
@@ -84,7 +94,7 @@ class NlpStage(Stage):
 
     @cached_property
     def tier(self) -> str:
-        model = self.settings.nlp_model
+        model = self.options.model
         if not model_available(model):
             return "rules"
         return f"spacy:{model}@{model_version(model)}"
@@ -93,30 +103,30 @@ class NlpStage(Stage):
         return {"tier": self.tier}
 
     def notices(self) -> list[str]:
-        model = self.settings.nlp_model
+        model = self.options.model
         if self.tier == "rules" and model not in RULES_ONLY:
             return [f"NLP: spaCy model '{model}' is not installed, using the rule-based tier; {INSTALL_HINT}"]
         return []
 
     def health(self) -> list[str]:
-        model = self.settings.nlp_model
+        model = self.options.model
         if self.tier != "rules":
-            return [f"ok: NLP tier {self.tier} (nlp_model = {model})"]
+            return [f"ok: NLP tier {self.tier} (model = {model})"]
         if model in RULES_ONLY:
-            return ["ok: NLP tier rules (nlp_model is set to the rule-based tier)"]
+            return ["ok: NLP tier rules (model is set to the rule-based tier)"]
         return [f"warn: NLP tier rules: model '{model}' not found; {INSTALL_HINT}"]
 
     def _pipeline(self) -> Any:
         if self._nlp is None:
             import spacy  # heavy: imported only when a model is really used
 
-            model = self.settings.nlp_model
+            model = self.options.model
             try:
                 nlp = spacy.load(Path(model).expanduser() if _is_path(model) else model)
             except (OSError, ValueError, ImportError) as e:
                 raise StageError(
-                    f"NLP: spaCy model '{self.settings.nlp_model}' failed to load ({str(e).splitlines()[0]}); "
-                    "reinstall it or set nlp_model = 'rules'"
+                    f"NLP: spaCy model '{self.options.model}' failed to load ({str(e).splitlines()[0]}); "
+                    "reinstall it or set [plugins.nlp] model = 'rules'"
                 ) from None
             if "abbreviation_detector" not in nlp.pipe_names and importlib.util.find_spec("scispacy"):
                 import scispacy.abbreviation  # noqa: F401  (registers the factory)
