@@ -17,12 +17,8 @@ from mksap.contracts.registry import Registry
 from mksap.contracts.statements import StatementDrafts
 from mksap.llm.runtime import ProviderRuntime
 from mksap.settings import Settings
-from mksap_plugins.providers.anthropic import (
-    PRICES_DATE,
-    AnthropicProvider,
-    estimate_cost,
-    strict_schema,
-)
+from mksap_plugins.providers.anthropic import AnthropicProvider, strict_schema
+from mksap_plugins.providers.anthropic_prices import PRICES_DATE, estimate_cost
 
 from .fakes.anthropic_server import FakeAnthropicServer, Reply
 
@@ -71,8 +67,8 @@ def make_request(text: str = "Critique: ACE inhibitors cause a dry cough.") -> L
 
 def fast(provider: AnthropicProvider, cap: float = 0.05) -> AnthropicProvider:
     """Shrink the retry waits so retry tests take milliseconds."""
-    provider.backoff_base = 0.01
-    provider.backoff_cap = cap
+    provider.retry.base = 0.01
+    provider.retry.cap = cap
     return provider
 
 
@@ -82,7 +78,7 @@ def run(settings: Settings, *requests: LLMRequest, cap: float = 0.05, **attrs: A
     async def go() -> list[Any]:
         provider = fast(AnthropicProvider(settings), cap)
         for name, value in attrs.items():
-            setattr(provider, name, value)
+            setattr(provider.retry, name, value)
         try:
             return await asyncio.gather(
                 *(provider.complete(r) for r in requests), return_exceptions=True

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,11 +29,11 @@ from mksap.batch.api import (
     MAX_BATCH_REQUESTS,
     BatchAPI,
     BatchInfo,
-    BatchItemResult,
     BatchPendingError,
     SupportsBatches,
 )
-from mksap.batch.state import KEY, BatchRecord, BatchState, BatchStore, ItemFailure, StoredAnswer
+from mksap.batch.state import KEY, BatchRecord, BatchState, BatchStore
+from mksap.batch.watch import BatchWatcher
 from mksap.build.progress import choose_progress
 from mksap.build.runner import RunReport, interrupts_as_keyboard
 from mksap.build.runner import run as run_build
@@ -162,13 +161,23 @@ class BatchedRun:
     store: BatchStore = field(init=False)
     state: BatchState = field(init=False)
     provider: Provider = field(init=False)
-    seen_running: set[str] = field(default_factory=set)  # batches seen processing, uncanceled
-    _last_line: dict[str, tuple[float, str]] = field(default_factory=dict)
+    watcher: BatchWatcher = field(init=False)
 
     def __post_init__(self) -> None:
         self.store = BatchStore.for_settings(self.build.settings)
         self.state = self.store.load()
         self.provider = self.build.runtime.providers()[0]
+        self.watcher = BatchWatcher(
+            api=self.api,
+            store=self.store,
+            state=self.state,
+            runtime=self.build.runtime,
+            provider=self.provider,
+            poll_interval=self.options.poll_interval,
+            status_every=self.options.status_every,
+            say=self._say,
+            notice=self.notice,
+        )
 
     def run(self, questions: list[Question], *, jobs: int, force: bool) -> RunReport:
         total = RunReport()
@@ -193,7 +202,7 @@ class BatchedRun:
     ) -> None:
         pending: dict[str, LLMRequest] = {}
         for round_no in range(1, self.options.max_rounds + 1):
-            if self.wait_and_fetch():
+            if self.watcher.wait_and_fetch():
                 self.notice("stopping: a batch was canceled meanwhile; `mksap run --batch` resubmits its requests")
                 total.exit_code = max(total.exit_code, ExitCode.FAILED)
                 return
@@ -226,7 +235,7 @@ class BatchedRun:
             )
             self.state.batches.append(record)
             self.store.save(self.state)
-            self.seen_running.add(info.id)
+            self.watcher.seen_running.add(info.id)
             self._say(f"batch {info.id}: submitted {len(chunk)} request(s) (round {round_no})")
             if interrupt is not None:
                 raise interrupt
@@ -242,50 +251,6 @@ class BatchedRun:
             except KeyboardInterrupt as e:
                 interrupt = e
 
-    def wait_and_fetch(self) -> bool:
-        """Poll our unfinished batches until they end, then store their results. True when
-        one was canceled while this run watched it (someone ran `mksap batches cancel`)."""
-        runtime = self.build.runtime
-        while True:
-            for record in [b for b in self.state.unfetched() if b.status != "ended"]:
-                updated = record.seen(runtime.call(self.api.retrieve(record.id)))
-                if updated != record:
-                    self.state.replace(updated)
-                    self.store.save(self.state)
-                if updated.status == "in_progress" and not updated.canceled:
-                    self.seen_running.add(updated.id)
-                self._status(updated)
-            if all(b.status == "ended" for b in self.state.unfetched()):
-                break
-            time.sleep(self.options.poll_interval)
-        canceled_meanwhile = False
-        for record in self.state.unfetched():
-            self.fetch(record)
-            canceled_meanwhile |= record.canceled and record.id in self.seen_running
-        return canceled_meanwhile
-
-    def fetch(self, record: BatchRecord) -> None:
-        """Store an ended batch's answers by request key; remember errored and expired ones."""
-        if record.archived:
-            self.notice(f"results of batch {record.id} are no longer available; its requests will be sent again")
-        else:
-            self.build.runtime.call(self.api.fetch_results(record.id, lambda item: self._keep(record.id, item)))
-        self.state.replace(record.model_copy(update={"fetched": True}))
-        self.store.save(self.state)
-
-    def _keep(self, batch_id: str, item: BatchItemResult) -> None:
-        key = item.custom_id
-        if not KEY.match(key):
-            return  # not a request of ours
-        if item.outcome == "succeeded":
-            self.build.runtime.add_batch_usage(self.provider.name, self.provider.model, item.usage)
-            self.store.put(key, StoredAnswer(response=item.response, error=item.error, raw_text=item.raw_text))
-            self.state.failures.pop(key, None)
-        elif item.outcome in ("errored", "expired"):
-            reason = item.error or item.outcome
-            self.state.failures[key] = ItemFailure(outcome=item.outcome, reason=reason, batch_id=batch_id)
-        # canceled: nothing kept, so the request is recorded again and resubmitted
-
     def finish(self, served: set[str]) -> None:
         """The builds are done with the answers and failure notes they took: drop those (the
         answers are cached now). Others, e.g. of targets this run did not build, stay."""
@@ -293,19 +258,6 @@ class BatchedRun:
         if served & self.state.failures.keys():
             self.state.failures = {k: v for k, v in self.state.failures.items() if k not in served}
             self.store.save(self.state)
-
-    def _status(self, record: BatchRecord) -> None:
-        """A status line when a batch's state changes, or every `status_every` seconds."""
-        c = record.counts
-        text = (
-            f"batch {record.id}: {record.status}, {c.succeeded}/{record.requests} succeeded, "
-            f"{c.errored} errored, {c.expired} expired" + (f", {c.canceled} canceled" if c.canceled else "")
-        )
-        now = time.monotonic()
-        last = self._last_line.get(record.id)
-        if last is None or last[1] != text or now - last[0] >= self.options.status_every:
-            self._last_line[record.id] = (now, text)
-            self._say(text)
 
     def _say(self, text: str) -> None:
         if not self.quiet:

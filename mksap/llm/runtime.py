@@ -12,7 +12,6 @@ like a fresh one), let the call go ahead, or fail the request (e.g. "waiting for
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from mksap.contracts.errors import AnswerError, ConfigError, ProviderStopError
 from mksap.contracts.provider import LLMRequest, LLMResponse, Provider, Usage
 from mksap.contracts.registry import Registry
 from mksap.llm.limits import RateLimiter
+from mksap.llm.loop import LoopThread
 from mksap.settings import Settings
 
 if TYPE_CHECKING:
@@ -102,9 +102,7 @@ class ProviderRuntime:
         self.names = self.chain.names
         self._providers: list[Provider] | None = None
         self._stopped: dict[str, str] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+        self.loop = LoopThread(on_start=self._announce)
         self._inflight: dict[str, asyncio.Future[LLMResponse]] = {}
         self._semaphore: asyncio.Semaphore | None = None
         self._limiter: RateLimiter | None = None
@@ -153,58 +151,30 @@ class ProviderRuntime:
         `accept` validates the parsed answer (raising on a bad one) before it is cached, so an
         invalid answer is never stored: it raises `AnswerError` instead.
         """
-        loop = self._ensure_loop()
-        future: Future[LLMResponse] = asyncio.run_coroutine_threadsafe(self._complete(request, accept), loop)
-        return future.result()
+        return self.loop.call(self._complete(request, accept))
 
     def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run `coroutine` on the providers' event loop (their clients live there) and wait."""
-        return self.start(coroutine).result()
+        return self.loop.call(coroutine)
 
     def start(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
         """Start `coroutine` on the providers' event loop; its future, to wait on."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self._ensure_loop())
+        return self.loop.start(coroutine)
 
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
-        with self._start_lock:
-            if self._loop is None:
-                for line in self.notices():  # not announced before the run: say it now
-                    self.notice(line)
-                loop = asyncio.new_event_loop()
-                self._thread = threading.Thread(target=loop.run_forever, name="mksap-providers", daemon=True)
-                self._thread.start()
-                self._loop = loop
-            return self._loop
+    def _announce(self) -> None:
+        for line in self.notices():  # not announced before the run: say it now
+            self.notice(line)
 
     def cancel_all(self) -> None:
         """Cancel every call in flight (Ctrl-C / SIGTERM): workers waiting on them fail fast."""
-        loop = self._loop
-        if loop is None:
-            return
-
-        def cancel() -> None:
-            for task in asyncio.all_tasks(loop):
-                task.cancel()
-
-        loop.call_soon_threadsafe(cancel)
+        self.loop.cancel_all()
 
     def close(self) -> None:
         """Close providers, record cache statistics, stop the loop thread."""
         if self.cache is not None:
             self.cache.save_run_stats()
-        loop = self._loop
-        if loop is None:
-            return
-        if self._providers:
-            closing = asyncio.run_coroutine_threadsafe(_close_all(self._providers), loop)
-            try:
-                closing.result(timeout=10)
-            except Exception:  # closing is best effort; the process is ending
-                pass
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._loop = None
+        if self.loop.running:
+            self.loop.stop(_close_all(self._providers) if self._providers else None)
 
     # -- loop side -------------------------------------------------------------------------
     async def _complete(self, request: LLMRequest, accept: Accept | None) -> LLMResponse:

@@ -11,11 +11,8 @@ and LM Studio, which serve the same Messages API, work too (give them any non-em
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
-import random
 import re
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,7 +20,10 @@ from pydantic import Field, SecretStr
 
 from mksap.contracts.errors import AnswerError, ProviderError, ProviderStopError
 from mksap.contracts.provider import LLMRequest, LLMResponse, Provider, Usage
+from mksap.llm.retry import RetryPolicy, retry_after
 from mksap.settings import PluginOptions, Settings
+
+from .anthropic_prices import DATED, cost_at, estimate_cost
 
 if TYPE_CHECKING:
     import anthropic
@@ -33,51 +33,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-#: USD per million tokens: (input, output, 5-minute cache write, cache read), list prices on
-#: PRICES_DATE. Haiku 5.5 is the prompt <= 100k tokens tier (mksap's prompts are far smaller).
-PRICES_DATE = "2026-11-01"
-_OPUS_45 = (5.0, 25.0, 6.25, 0.50)
-_OPUS_4 = (15.0, 75.0, 18.75, 1.50)
-_SONNET_4 = (3.0, 15.0, 3.75, 0.30)
-PRICES: dict[str, tuple[float, float, float, float]] = {
-    "claude-fable-5-1": (10.0, 50.0, 12.50, 0.25),
-    "claude-mythos-5-1": (10.0, 50.0, 12.50, 0.25),
-    "claude-fable-5": (10.0, 50.0, 12.50, 1.00),
-    "claude-mythos-5": (10.0, 50.0, 12.50, 1.00),
-    "claude-opus-5-5": (4.0, 20.0, 5.0, 0.20),
-    "claude-opus-5": _OPUS_45,
-    "claude-opus-4-8": _OPUS_45,
-    "claude-opus-4-7": _OPUS_45,
-    "claude-opus-4-6": _OPUS_45,
-    "claude-opus-4-5": _OPUS_45,
-    "claude-opus-4-1": _OPUS_4,
-    "claude-opus-4-0": _OPUS_4,
-    "claude-opus-4": _OPUS_4,
-    "claude-sonnet-5-5": (2.0, 10.0, 2.50, 0.10),
-    "claude-sonnet-5": (2.0, 10.0, 2.50, 0.20),
-    "claude-sonnet-4-6": _SONNET_4,
-    "claude-sonnet-4-5": _SONNET_4,
-    "claude-sonnet-4-0": _SONNET_4,
-    "claude-sonnet-4": _SONNET_4,
-    "claude-3-7-sonnet": _SONNET_4,
-    "claude-haiku-5-5": (0.10, 0.50, 0.125, 0.01),
-    "claude-haiku-4-5": (1.0, 5.0, 1.25, 0.10),
-    "claude-3-5-haiku": (0.80, 4.0, 1.0, 0.08),
-    "claude-3-haiku": (0.25, 1.25, 0.30, 0.03),
-}
-_DATED = re.compile(r"(-\d{8}|-latest)$")
 _SPEND_LIMIT = re.compile(r"usage limit|spend(ing)? limit|credit balance|billing", re.I)
 _SPEND_CODES = {"enforced_spend_limit_reached", "contract_spend_limit_reached"}
 _RETRY_STATUSES = {408, 409, 429}
-
-
-def estimate_cost(model: str, usage: Usage) -> float | None:
-    """Estimated USD cost of `usage` on `model` at `PRICES_DATE` list prices; None if unknown."""
-    prices = PRICES.get(_DATED.sub("", model))
-    if prices is None:
-        return None
-    tokens = [getattr(usage, f) for f in Usage.model_fields]  # same order as the prices
-    return sum(n * p for n, p in zip(tokens, prices, strict=True)) / 1_000_000
 
 
 def _key_of(options: AnthropicOptions) -> str:
@@ -117,15 +75,11 @@ class AnthropicProvider(Provider):
 
     name = "anthropic"
     options_model = AnthropicOptions
-    #: Retry policy; instance attributes may override (tests shrink them).
-    max_attempts: int = 6
-    backoff_base: float = 1.0
-    backoff_factor: float = 2.0
-    backoff_cap: float = 60.0  # also caps a server's retry-after
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._client: anthropic.AsyncAnthropic | None = None
+        self.retry = RetryPolicy()
 
     @classmethod
     def unready(cls, settings: Settings) -> str | None:
@@ -201,11 +155,8 @@ class AnthropicProvider(Provider):
 
     def estimate_cost(self, usage: Usage) -> float | None:
         """Configured `prices` first (they carry their own date), then the built-in table."""
-        configured = self.options.prices.get(_DATED.sub("", self.model))
-        if configured is not None:
-            fields = [getattr(usage, f) for f in Usage.model_fields]
-            return sum(n * p for n, p in zip(fields, configured, strict=True)) / 1_000_000
-        return estimate_cost(self.model, usage)
+        configured = self.options.prices.get(DATED.sub("", self.model))
+        return cost_at(configured, usage) if configured is not None else estimate_cost(self.model, usage)
 
     def _who(self) -> str:
         return f"anthropic ({self.model})"
@@ -219,32 +170,24 @@ class AnthropicProvider(Provider):
         import anthropic
 
         last = ""
-        for attempt in range(1, self.max_attempts + 1):
-            retry_after: float | None = None
+        for attempt in range(1, self.retry.max_attempts + 1):
+            wait_hint: float | None = None
             try:
                 return await call()
             except anthropic.APIStatusError as e:
                 self._raise_unless_retryable(e)
                 last = self._describe(e)
-                retry_after = _retry_after(e.response.headers)
+                wait_hint = retry_after(e.response.headers)
                 if not repeatable and e.status_code not in (429, 529):
                     raise ProviderError(f"{self._who()}: {last} (not retried: it may have been done)") from None
             except (anthropic.APITimeoutError, anthropic.APIConnectionError) as e:
                 last = "request timed out" if isinstance(e, anthropic.APITimeoutError) else "connection failed"
                 if not repeatable:
                     raise ProviderError(f"{self._who()}: {last} (not retried: it may have been done)") from None
-            if attempt < self.max_attempts:
-                await asyncio.sleep(self._delay(attempt, retry_after))
-        tries = self.max_attempts
+            if attempt < self.retry.max_attempts:
+                await asyncio.sleep(self.retry.delay(attempt, wait_hint))
+        tries = self.retry.max_attempts
         raise ProviderError(f"{self._who()}: gave up after {tries} attempts; last: {last}")
-
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait before the next attempt: the server's `retry-after` (capped), else
-        full-jitter exponential backoff."""
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.backoff_cap)
-        ceiling = min(self.backoff_cap, self.backoff_base * self.backoff_factor ** (attempt - 1))
-        return random.uniform(0.0, ceiling)
 
     def _describe(self, e: anthropic.APIStatusError) -> str:
         """'HTTP <status> <type>: <API message>', built from the status and error body only."""
@@ -314,20 +257,3 @@ def usage_of(message: ApiMessage) -> Usage:
         cache_creation_input_tokens=u.cache_creation_input_tokens or 0,
         cache_read_input_tokens=u.cache_read_input_tokens or 0,
     )
-
-
-def _retry_after(headers: Any) -> float | None:
-    """Seconds from `retry-after-ms` or `retry-after` (seconds or an HTTP date), if present."""
-    try:
-        if (ms := headers.get("retry-after-ms")) is not None:
-            return float(ms) / 1000
-        value = headers.get("retry-after")
-        if value is None:
-            return None
-        try:
-            return float(value)
-        except ValueError:
-            when = email.utils.parsedate_to_datetime(value)
-            return when.timestamp() - time.time()
-    except (TypeError, ValueError, OverflowError):
-        return None
