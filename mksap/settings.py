@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, get_origin
+from typing import Any, ClassVar, TypeVar, get_origin
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
@@ -109,6 +109,22 @@ class PluginOptions(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Configured:
+    """What a stage and a provider share: made with the run's settings, they read their own
+    options (`options_model`) from them as `self.options`."""
+
+    name: ClassVar[str]
+    options_model: ClassVar[type[PluginOptions]] = PluginOptions
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @property
+    def options(self) -> Any:
+        """This plugin's options, from `[plugins.<name>]` / `MKSAP_<NAME>_*`."""
+        return self.settings.plugin_options(self.name, self.options_model)
 
 
 PluginOptionsT = TypeVar("PluginOptionsT", bound=BaseModel)

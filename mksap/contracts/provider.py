@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from mksap.settings import PluginOptions, Settings
+from mksap.settings import Configured, Settings
 
 TaskKind = Literal["statements", "cloze", "repair"]
 
@@ -76,7 +76,7 @@ class LLMResponse(BaseModel):
     from_cache: bool = False
 
 
-class Provider(ABC):
+class Provider(Configured, ABC):
     """Base class of provider plugins. One instance per run, used from one event loop.
 
     Class attributes:
@@ -85,17 +85,7 @@ class Provider(ABC):
       options_model  the pydantic model of its own options (`[plugins.<name>]` in config)
     """
 
-    name: ClassVar[str]
     local: ClassVar[bool] = False
-    options_model: ClassVar[type[PluginOptions]] = PluginOptions
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    @property
-    def options(self) -> Any:
-        """This provider's options, from `[plugins.<name>]` / `MKSAP_<NAME>_*`."""
-        return self.settings.plugin_options(self.name, self.options_model)
 
     @classmethod
     def unready(cls, settings: Settings) -> str | None:

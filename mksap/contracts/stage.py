@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from mksap.bank import Question
 from mksap.contracts.errors import AnswerError, StageError
 from mksap.contracts.provider import LLMRequest, LLMResponse, Message
-from mksap.settings import PluginOptions, Settings
+from mksap.settings import Configured, Settings
 
 A = TypeVar("A", bound=BaseModel)
 
@@ -65,7 +65,7 @@ class StageJob:
         return model.model_validate_json(self.artifacts[stage.name].read_bytes())
 
 
-class Stage(ABC):
+class Stage(Configured, ABC):
     """Base class of stage plugins.
 
     Class attributes:
@@ -84,15 +84,6 @@ class Stage(ABC):
     reads_source: ClassVar[bool] = False
     uses_llm: ClassVar[bool] = False
     final: ClassVar[bool] = False
-    options_model: ClassVar[type[PluginOptions]] = PluginOptions
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    @property
-    def options(self) -> Any:
-        """This stage's options (an `options_model`), from `[plugins.<name>]` / `MKSAP_<NAME>_*`."""
-        return self.settings.plugin_options(self.name, self.options_model)
 
     def config(self) -> dict[str, Any]:
         """Everything besides input files that changes this stage's result (prompt text,
