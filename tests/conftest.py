@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -121,20 +122,36 @@ class Workspace:
             **popen,
         )
 
+    def doit_argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "doit", "-f", str(DODO), "--dir", str(self.root), *args]
+
+    def doit_env(self, **extra: str) -> dict[str, str]:
+        """The environment plain `doit` gets: mksap settings reach dodo.py as MKSAP_*."""
+        locations = {"MKSAP_DATA": str(self.data), "MKSAP_OUT": str(self.out), "MKSAP_CACHE_DIR": str(self.cache)}
+        return self.env(**locations, **extra)
+
     def doit(self, *args: str, timeout: float = 120) -> Result:
         """Plain `doit` with the repo's dodo.py, on this workspace's locations (via MKSAP_*)."""
-        env = self.env(
-            MKSAP_DATA=str(self.data), MKSAP_OUT=str(self.out), MKSAP_CACHE_DIR=str(self.cache)
-        )
         proc = subprocess.run(
-            [sys.executable, "-m", "doit", "-f", str(DODO), "--dir", str(self.root), *args],
+            self.doit_argv(*args),
             cwd=self.root,
-            env=env,
+            env=self.doit_env(),
             capture_output=True,
             text=True,
             timeout=timeout,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def spawn_doit(self, *args: str, **env: str) -> subprocess.Popen[str]:
+        """Plain `doit` as a child process (signals), with extra environment variables."""
+        return subprocess.Popen(
+            self.doit_argv(*args),
+            cwd=self.root,
+            env=self.doit_env(**env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     # -- snapshots -----------------------------------------------------------------------
     def identities(self) -> dict[str, tuple[int, int, int]]:
@@ -170,6 +187,14 @@ def summary_line(text: str) -> str:
     lines = [line for line in text.splitlines() if " built, " in line and " up to date, " in line]
     assert lines, f"no summary line in:\n{text}"
     return lines[-1]
+
+
+def task_counts(text: str) -> tuple[int, int]:
+    """(ran, up to date) from the run summary's per-task line 'tasks: N ran, N up to date'."""
+    found = re.findall(r"^tasks: (\d+) ran, (\d+) up to date", text, re.MULTILINE)
+    assert found, f"no 'tasks:' line in:\n{text}"
+    ran, up_to_date = found[-1]
+    return int(ran), int(up_to_date)
 
 
 def planned_tasks(text: str) -> dict[str, str]:

@@ -195,7 +195,12 @@ def test_an_interrupt_while_waiting_keeps_the_batch_for_the_next_run(
 ) -> None:
     server.batches.polls_before_end = 10**6
     proc = spawn_until_submitted(bws, server)
-    time.sleep(0.2)  # polling now
+    deadline = time.monotonic() + 60
+    while not any(b.polls for b in list(server.batches.batches.values())):  # until it polls
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the run never polled its batch:\n{proc.communicate()[1][-2000:]}")
+        time.sleep(0.02)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err

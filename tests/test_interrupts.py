@@ -1,10 +1,13 @@
-"""Interrupted runs: SIGKILL leaves no torn file and the next run completes; SIGTERM and Ctrl-C
-stop cleanly with 143 / 130 and keep the finished tasks; a second build on the same state is
-refused at once (or waits, if asked)."""
+"""Interrupted runs: SIGKILL leaves no torn file, and the next run completes, redoing no
+committed task and paying for no stored answer again; SIGTERM and Ctrl-C stop `mksap run`
+cleanly with 143 / 130, and SIGTERM stops plain `doit`, keeping the finished tasks; a second
+build on the same state is refused at once (or waits, if asked)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shutil
 import signal
@@ -16,10 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import STAGES, Workspace, make_big_bank, planned_tasks, summary_line
+from mksap.llm.cache import ResponseCache
+from tests.conftest import STAGES, Workspace, make_big_bank, planned_tasks, summary_line, task_counts
 
 #: Atomic writes go through `.<name>.<random>.tmp` beside the target (mksap/atomic.py).
-TMP_FILE = re.compile(r"^\.[^/]+\.[^./]+\.tmp$")
+TMP_FILE = re.compile(r"^\.(?P<target>[^/]+)\.[^./]+\.tmp$")
+JOBS = 4  #: worker threads of the interrupted runs: at most this many tasks are mid-write
 
 
 def bigger(ws: Workspace, copies: int) -> Workspace:
@@ -77,18 +82,59 @@ def audit_files(ws: Workspace) -> list[Path]:
     return leftovers
 
 
+def assert_legitimate_leftovers(ws: Workspace, leftovers: list[Path]) -> None:
+    """What SIGKILL may leave behind: only the temporary file of a write in flight, i.e. a
+    hidden `.<target>.<random>.tmp` beside a file a task of that very question writes (its
+    artifact, failure record or output), and no more of them than writes can be in flight
+    (one per worker thread). Its size says nothing: it may be torn, it is never read."""
+    assert len(leftovers) <= JOBS, f"more temporary files than writes in flight: {leftovers}"
+    for tmp in leftovers:
+        target = tmp.parent / TMP_FILE.match(tmp.name)["target"]  # type: ignore[index]
+        qid = tmp.parent.name
+        writable = {*ws.task_files(qid).values(), *(ws.build_dir / qid[:2] / qid / f"{s}.failed" for s in STAGES)}
+        assert target in writable, f"{tmp} is not the temporary of a task's write"
+
+
+def committed_tasks(ws: Workspace) -> set[str]:
+    """Task records committed to the dependency DB (read-only; safe while a build writes)."""
+    db = ws.build_dir / "doit.sqlite"
+    if not db.exists():
+        return set()
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
+            rows = conn.execute("select task_id from doit where task_data is not null").fetchall()
+    except sqlite3.OperationalError:  # the table is not created yet
+        return set()
+    return {task_id for (task_id,) in rows if ":" in task_id}
+
+
+def holds_open(pid: int, path: Path) -> bool:
+    """True while process `pid` has `path` open (it is inside BuildLock.acquire)."""
+    wanted = str(path.resolve())
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == wanted:
+                return True
+        except FileNotFoundError:
+            continue
+    return False
+
+
 def test_sigkill_mid_run_leaves_no_torn_file_and_the_rerun_completes(ws: Workspace) -> None:
     bigger(ws, copies=20)  # 300 questions
     total = len(ws.qids())
-    proc = ws.spawn("run", "-j", "4", "-q")
+    proc = ws.spawn("run", "-j", str(JOBS), "-q")
     wait_for(proc, lambda: count(ws.out, "*/*/*.json") >= 10, "some outputs were written")
 
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
 
-    leftovers = audit_files(ws)
-    assert all(p.stat().st_size >= 0 and p.name.startswith(".") for p in leftovers)
+    assert_legitimate_leftovers(ws, audit_files(ws))
     written = count(ws.out, "*/*/*.json")
     assert 10 <= written <= total
 
@@ -147,6 +193,42 @@ def test_terminate_or_ctrl_c_stops_cleanly_and_keeps_finished_tasks(
         assert planned_tasks(ws.cli("run", "--dry-run").out) == {}
 
 
+def test_plain_doit_keeps_finished_tasks_on_sigterm(ws: Workspace) -> None:
+    """`doit` with the repo's dodo.py, SIGTERMed mid-run: the tasks it finished are recorded,
+    so the rerun finds them up to date and rewrites none of their files."""
+    bigger(ws, copies=10)  # 150 questions
+    total_tasks = len(ws.qids()) * len(STAGES)
+    proc = ws.spawn_doit(MKSAP_JOBS=str(JOBS))
+    wait_for(proc, lambda: count(ws.build_dir, "*/*/parse.json") >= 100, "a hundred tasks had finished")
+
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+
+    # dodo.py turns SIGTERM into an interrupt, so doit stops in order (not killed outright by
+    # the signal): it saves its records, dodo prints its summary, and the exit is a failure
+    assert proc.returncode not in (0, -signal.SIGTERM), f"exit {proc.returncode}:\n{err[-2000:]}"
+    assert task_counts(err)[0] >= 100, err[-2000:]
+    audit_files(ws)
+    written = {f"{stage}:{qid}" for qid in ws.qids() for stage, path in ws.task_files(qid).items() if path.is_file()}
+    remaining = planned_tasks(ws.cli("run", "--dry-run").out)
+    recorded = {f"{stage}:{qid}" for qid in ws.qids() for stage in STAGES} - set(remaining)
+    assert recorded <= written, "a task was recorded as done without its file"
+    # every finished task was recorded, except those whose result doit had not taken in yet
+    # when the signal came: at most one per worker thread
+    assert len(written - recorded) <= JOBS, sorted(written - recorded)
+    assert len(recorded) >= 100 and remaining
+
+    before = ws.identities()
+    rerun = ws.doit()
+    assert rerun.code == 0, rerun.text
+    assert task_counts(rerun.err) == (total_tasks - len(recorded), len(recorded))
+    after = ws.identities()
+    files = {f"{stage}:{qid}": str(path) for qid in ws.qids() for stage, path in ws.task_files(qid).items()}
+    rebuilt = sorted(name for name in recorded if before[files[name]] != after[files[name]])
+    assert rebuilt == [], "the rerun rebuilt tasks the interrupted doit had finished"
+    assert planned_tasks(ws.cli("run", "--dry-run").out) == {}
+
+
 def test_a_second_build_is_refused_at_once_while_one_holds_the_lock(built: Workspace) -> None:
     from mksap.build.lock import BuildLock
 
@@ -178,8 +260,10 @@ def test_wait_queues_behind_the_running_build(ws: Workspace) -> None:
     lock = BuildLock(ws.build_dir).acquire()
     proc = ws.spawn("run", "--wait", "-q")
     try:
-        time.sleep(1.0)  # long enough for a refusal to have happened; not a timing assertion
-        assert proc.poll() is None, proc.communicate()[1]
+        # The child has the lock file open: it is inside acquire(), where a build that does
+        # not wait gives up at once (closing the file and exiting); this one must stay.
+        wait_for(proc, lambda: holds_open(proc.pid, lock.path), "the second build reached the lock")
+        assert proc.poll() is None and holds_open(proc.pid, lock.path)
         assert not ws.out.exists()
         lock.release()
         out, err = proc.communicate(timeout=120)
@@ -195,28 +279,45 @@ def test_wait_queues_behind_the_running_build(ws: Workspace) -> None:
 def test_sigkill_keeps_finished_tasks_and_no_answer_is_paid_for_twice(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With a paid (cached) provider: the rerun after a SIGKILL makes no call whose answer was
-    already received, and tasks finished before the kill are not redone."""
+    """With a paid (cached) provider: the rerun after a SIGKILL pays again for no answer it had
+    already received and stored, only for what was not finished, and it redoes no task whose
+    record was committed before the kill."""
     bigger(ws, copies=6)  # 90 questions
+    total_tasks = len(ws.qids()) * len(STAGES)
     log = ws.root / "paid-calls.log"
+    llm_cache = ws.root / "llm"
     repo = str(Path(__file__).resolve().parent.parent)
     monkeypatch.setenv("MKSAP_PLUGINS", "tests.fakes.fake_provider")
     monkeypatch.setenv("PYTHONPATH", repo)
     monkeypatch.setenv("FAKE_PROVIDER_LOG", str(log))
     monkeypatch.setenv("FAKE_PROVIDER_DELAY", "0.05")
-    monkeypatch.setenv("MKSAP_LLM_CACHE_DIR", str(ws.root / "llm"))
-    proc = ws.spawn("run", "-j", "4", "-q", "--provider", "fake")
-    wait_for(proc, lambda: count(ws.out, "*/*/*.json") >= 20, "some outputs were written")
-    time.sleep(2.5)  # past one checkpoint of the dependency DB
+    monkeypatch.setenv("MKSAP_LLM_CACHE_DIR", str(llm_cache))
+    proc = ws.spawn("run", "-j", str(JOBS), "-q", "--provider", "fake")
+    wait_for(
+        proc,
+        lambda: sum(t.startswith("assemble:") for t in committed_tasks(ws)) >= 20,
+        "twenty finished questions were committed to the dependency DB",
+    )
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
-    paid_before = log.read_text().splitlines()
+
+    paid_before = [line.split()[1] for line in log.read_text().splitlines()]
+    cache = ResponseCache(llm_cache)
+    stored = {key for key in paid_before if cache.get(key) is not None}
+    in_flight = set(paid_before) - stored  # paid, but killed before its answer was stored
+    committed = committed_tasks(ws)
+    assert len(paid_before) == len(set(paid_before)), "the first run paid for one answer twice"
+    assert len(in_flight) <= JOBS, f"{len(in_flight)} paid answers were lost, more than calls in flight"
 
     monkeypatch.setenv("FAKE_PROVIDER_DELAY", "0")
-    rerun = ws.cli("run", "-j", "4", "-q", "--provider", "fake")
+    rerun = ws.cli("run", "-j", str(JOBS), "-q", "--provider", "fake")
     assert rerun.code == 0, rerun.text
-    up_to_date = int(re.search(r"(\d+) up to date", summary_line(rerun.err)).group(1))  # type: ignore[union-attr]
-    assert up_to_date >= 20  # finished questions were recorded before the kill
-    keys = [line.split()[1] for line in log.read_text().splitlines()]
-    assert len(paid_before) <= len(keys)
-    assert len(keys) == len(set(keys)), "an answer already received was paid for again"
+    paid_rerun = [line.split()[1] for line in log.read_text().splitlines()[len(paid_before) :]]
+
+    assert not set(paid_rerun) & stored, "an answer already received and stored was paid for again"
+    assert len(paid_rerun) == len(set(paid_rerun)), "the rerun paid for one answer twice"
+    # of what the first run paid for, the rerun asked again for exactly the answers it lost
+    assert set(paid_rerun) & set(paid_before) == in_flight
+    # tasks committed before the kill are up to date; every other task ran
+    assert task_counts(rerun.err) == (total_tasks - len(committed), len(committed))
+    assert planned_tasks(ws.cli("run", "--dry-run", "--provider", "fake").out) == {}

@@ -1,9 +1,11 @@
 """A registered provider for tests: answers like the offline rules but is *not* local, so it
 goes through the cache, the limits and in-flight merging like a paid provider.
 
-Load it with MKSAP_PLUGINS=tests.fakes.fake_provider. Every real call appends one line to the
-file named by FAKE_PROVIDER_LOG (so tests in other processes can count paid calls), and
-FAKE_PROVIDER_DELAY (seconds) makes each call take that long.
+Load it with MKSAP_PLUGINS=tests.fakes.fake_provider. Every real call appends one line
+"<task> <cache key> <source>" (the request's source kind: critique, key_point, table, or -) to
+the file named by FAKE_PROVIDER_LOG, so tests in other processes can count paid calls by kind
+and look their answers up in the cache. FAKE_PROVIDER_DELAY (seconds) makes each call take
+that long.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ class FakeProvider(OfflineProvider):
         log = os.environ.get("FAKE_PROVIDER_LOG")
         if log:
             with open(log, "a", encoding="utf-8") as f:
-                f.write(f"{request.task} {request.key(self.name, self.model)[:16]}\n")
+                source = request.context.get("source") or "-"  # critique, key_point, table, ...
+                f.write(f"{request.task} {request.key(self.name, self.model)} {source}\n")
         answer = await super().complete(request)
         usage = Usage(input_tokens=len(request.system) // 4, output_tokens=len(answer.raw_text) // 4)
         return answer.model_copy(update={"provider": self.name, "model": self.model, "usage": usage})

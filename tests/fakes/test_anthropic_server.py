@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -108,16 +107,16 @@ def test_forced_tool_use_returns_tool_use_block(server: FakeAnthropicServer) -> 
 
 
 def test_rate_limit_retry_honours_retry_after(server: FakeAnthropicServer) -> None:
-    server.enqueue(Reply.rate_limited(retry_after=0.1), Reply.json_object({"ok": True}))
-    start = time.monotonic()
+    # 0.8 s: longer than any first backoff of the SDK's own (at most 0.5 s), so the gap
+    # between the two requests shows which one it waited
+    server.enqueue(Reply.rate_limited(retry_after=0.8), Reply.json_object({"ok": True}))
     msg = sync_client(server, max_retries=2).messages.create(
         model=MODEL, max_tokens=64, messages=MESSAGES
     )
-    elapsed = time.monotonic() - start
     assert json.loads(text_of(msg)) == {"ok": True}
-    assert len(server.requests) == 2
-    assert server.requests[1]["headers"]["x-stainless-retry-count"] == "1"
-    assert 0.1 <= elapsed < 0.37  # waited the header's 0.1 s, not the SDK's ~0.5 s default backoff
+    first, second = server.requests
+    assert second["headers"]["x-stainless-retry-count"] == "1"
+    assert second["t"] - first["t"] >= 0.8  # waited the header's 0.8 s, not its default backoff
 
 
 def test_auth_and_spend_limit_errors(server: FakeAnthropicServer) -> None:
@@ -158,12 +157,9 @@ def test_concurrent_requests_overlap() -> None:
             return await asyncio.gather(*calls)
 
     with FakeAnthropicServer(latency=0.2) as server:
-        start = time.monotonic()
         results = asyncio.run(main(server))
-        elapsed = time.monotonic() - start
     assert len(results) == 16 and len(server.requests) == 16
-    assert elapsed < 16 * 0.2 / 3
-    assert server.max_in_flight == 16
+    assert server.max_in_flight == 16  # all sixteen were being answered at once
 
 
 def test_cache_is_created_by_concurrent_cold_requests_then_read() -> None:

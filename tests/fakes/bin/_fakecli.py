@@ -6,7 +6,11 @@ FAKE_CLI_MODE     ok (default) | malformed | quota | login | crash | echo-crash 
 FAKE_CLI_REPLY    the model's answer text in ok mode (default: {"statements": []})
 FAKE_CLI_DELAY    seconds to wait before answering (default 0)
 FAKE_CLI_LOG      file that gets one JSON line per call: {"cli", "argv", "stdin"}
-FAKE_CLI_PIDFILE  hang modes: file that gets "<own pid> <grandchild pid>"
+FAKE_CLI_PIDFILE  hang modes: file that gets "<own pid> <grandchild pid>"; if the hang ends by
+                  itself (nobody killed the process), "<pidfile>.slept" is written
+FAKE_CLI_BARRIER  "<folder>:<n>": each call signs in to the folder, then waits until n calls
+                  are running at once; after 30 s alone it fails (exit 4), so calls made one
+                  after another cannot pass it
 
 In ok and malformed modes the answer is printed in that CLI's JSON output format; quota and
 login errors look like the ones the real CLIs print. hang starts a grandchild (in the same
@@ -33,6 +37,8 @@ def main(cli: str) -> NoReturn:
         with open(log, "a", encoding="utf-8") as f:
             f.write(json.dumps({"cli": cli, "argv": sys.argv[1:], "stdin": stdin}) + "\n")
     mode = os.environ.get("FAKE_CLI_MODE", "ok")
+    if os.environ.get("FAKE_CLI_BARRIER"):
+        barrier(*os.environ["FAKE_CLI_BARRIER"].rsplit(":", 1))
     time.sleep(float(os.environ.get("FAKE_CLI_DELAY", "0")))
     if mode.startswith("hang"):
         hang(stubborn=mode == "hang-stubborn")
@@ -57,7 +63,21 @@ def hang(stubborn: bool) -> NoReturn:
         f.write(f"{os.getpid()} {grandchild.pid}")
     os.replace(pidfile + ".tmp", pidfile)  # the test never sees a half-written file
     time.sleep(60)
+    with open(pidfile + ".slept", "w") as f:  # not killed: whoever ran us waited it out
+        f.write(str(os.getpid()))
     sys.exit(0)
+
+
+def barrier(folder: str, n: str) -> None:
+    """Sign in, then wait until `n` calls have signed in (they all run at once)."""
+    os.makedirs(folder, exist_ok=True)
+    open(os.path.join(folder, str(os.getpid())), "w").close()
+    deadline = time.monotonic() + 30
+    while len(os.listdir(folder)) < int(n):
+        if time.monotonic() > deadline:
+            sys.stderr.write(f"barrier: only {len(os.listdir(folder))} of {n} calls ever ran at once\n")
+            sys.exit(4)
+        time.sleep(0.01)
 
 
 def emit(obj: Any, indent: int | None = None) -> None:
