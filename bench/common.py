@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -108,3 +109,21 @@ class Workdir:
 def summary_line(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if " built, " in line]
     return lines[-1] if lines else ""
+
+
+RESULTS = ROOT / "bench" / "RESULTS.md"
+
+
+def write_sections(sections: dict[str, str], *, header: str | None = None, path: Path = RESULTS) -> None:
+    """Replace the named `## ` sections of the results file (append those it lacks), and its
+    header (the text before the first section) when given; every other section stays as it is,
+    so each benchmark writes only what it measured."""
+    current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    parts = re.split(r"(?m)^(?=## )", current)
+    head, body = parts[0], parts[1:]
+    by_title = {p.splitlines()[0]: p for p in body}
+    for title, text in sections.items():
+        by_title[f"## {title}"] = f"## {title}\n\n{text.strip()}\n\n"
+    ordered = [by_title.pop(p.splitlines()[0]) for p in body] + list(by_title.values())
+    head = header.strip() + "\n\n" if header is not None else head
+    path.write_text((head + "".join(ordered)).rstrip() + "\n", encoding="utf-8")

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from mksap.contracts.output import NotBuiltError, OutputDocument
 
 #: Finding codes that mean the statement talks about the case or the source.
-CASE_CODES = ("case_specific", "source_reference")
+CASE_CODES = ("case_specific", "source_reference", "answer_framing", "citation_reference")
 
 
 class QualityStats(BaseModel):
