@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from functools import cache
 from typing import Any, ClassVar, Literal
 
@@ -76,6 +78,24 @@ class LLMResponse(BaseModel):
     from_cache: bool = False
 
 
+StructuredOutput = Literal["json_schema", "json_mode", "prompted"]
+
+
+class Capabilities(BaseModel):
+    """What a provider (or the server behind it) can do, as `Provider.probe()` found it."""
+
+    structured_output: StructuredOutput = Field(
+        "prompted",
+        description="json_schema: the server enforces the answer's schema; json_mode: it guarantees "
+        "JSON only (the schema goes in the prompt); prompted: the schema is in the prompt and the "
+        "first JSON object of the answer is used",
+    )
+    prompt_caching: bool = Field(False, description="shared instructions are read from a prompt cache")
+    batches: bool = Field(False, description="a batch API for `mksap run --batch`")
+    models: list[str] | None = Field(None, description="models the server lists, None when it lists none")
+    notes: list[str] = Field(default_factory=list, description="what it lacks or got wrong, one line each")
+
+
 class Provider(Configured, ABC):
     """Base class of provider plugins. One instance per run, used from one event loop.
 
@@ -83,9 +103,34 @@ class Provider(Configured, ABC):
       name           what `--provider` accepts
       local          True when answers are computed locally for free (no cache, no limits)
       options_model  the pydantic model of its own options (`[plugins.<name>]` in config)
+      capabilities   what the class declares it can do (`probe()` reports it by default)
     """
 
     local: ClassVar[bool] = False
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    _notice: Callable[[str], None] | None = None
+
+    async def probe(self) -> Capabilities:
+        """What this provider can do, checked once per run before the first call (runs on the
+        runtime's event loop). The default reports what the class declares, without network;
+        a provider talking to a server of unknown abilities asks it, remembers what it found
+        for the rest of the run, and says in `notes` what the server lacks."""
+        declared = type(self).capabilities
+        has_batches = declared.batches or callable(getattr(self, "batch_api", None))
+        return declared.model_copy(update={"batches": has_batches})
+
+    def bind_notice(self, notice: Callable[[str], None]) -> None:
+        """Route `notice()` to the run's notice channel (the runtime's `notice`)."""
+        self._notice = notice
+
+    def notice(self, message: str) -> None:
+        """Tell the user `message` (e.g. a fallback chosen mid-run); the provider says each
+        thing once. Unbound (see `bind_notice`), it goes to stderr as `mksap: <message>`,
+        as the CLI prints notices."""
+        if self._notice is not None:
+            self._notice(message)
+        else:
+            print(f"mksap: {message}", file=sys.stderr)
 
     @classmethod
     def unready(cls, settings: Settings) -> str | None:

@@ -1,4 +1,5 @@
-"""mksap's providers: offline (rules), anthropic (Messages API), and CLI tools."""
+"""mksap's providers: offline (rules), anthropic (Messages API), openai (Chat Completions, any
+OpenAI-compatible server), and CLI tools."""
 
 from mksap.contracts.hookspecs import Register
 
@@ -14,3 +15,6 @@ def register_providers(register: Register) -> None:
     from mksap_plugins.providers.anthropic import AnthropicProvider
 
     register(AnthropicProvider)
+    from mksap_plugins.providers.openai_compat import OpenAIProvider
+
+    register(OpenAIProvider)

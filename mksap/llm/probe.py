@@ -1,0 +1,87 @@
+"""What the providers of a run can do, checked once before it starts.
+
+`probe_chain(runtime)` asks each provider of the run's chain (`Provider.probe()`, on the runtime's
+event loop, so what a provider finds stays with the instance the run uses) and returns one line per
+provider: the structured output it will use, what it lacks, why, and which provider of the chain
+takes over if it stops. It also routes each provider's own notices to the runtime's notice channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from mksap.contracts.errors import MksapError
+from mksap.contracts.provider import Capabilities, Provider
+from mksap.llm.runtime import ProviderRuntime
+
+#: How each structured-output mode gets an answer that fits the schema.
+MODE_TEXT = {
+    "json_schema": "the server enforces the JSON schema",
+    "json_mode": "JSON mode (response_format json_object) with the schema in the prompt",
+    "prompted": "the schema in the prompt, using the first JSON object of each answer",
+}
+
+
+Found = tuple[Provider, Capabilities | MksapError]
+
+
+def probe_chain(runtime: ProviderRuntime) -> list[str]:
+    """One line per provider of `runtime`'s chain, in order. A provider that cannot be probed
+    (no key, auth failure, server down) gets a line saying so; the run still decides, call by
+    call, when it stops and the next one takes over. Call it from outside the runtime's loop
+    (e.g. the main thread before the build starts)."""
+    found = probe_providers(runtime)
+    lines = []
+    for i, (provider, result) in enumerate(found):
+        line = describe(provider, result, runtime)
+        if i + 1 < len(found) and not provider.local:
+            line += f"; if it stops, then '{found[i + 1][0].name}'"
+        lines.append(line)
+    return lines
+
+
+def probe_providers(runtime: ProviderRuntime) -> list[Found]:
+    """Each provider of the run's chain with what its probe found (or the error that stopped
+    it), for callers that render their own report (e.g. `mksap doctor --probe`)."""
+    providers = runtime.providers()
+    for provider in providers:
+        provider.bind_notice(runtime.notice)
+    results = runtime.call(_probe_all(providers))
+    return list(zip(providers, results, strict=True))
+
+
+def describe(provider: Provider, result: Capabilities | MksapError, runtime: ProviderRuntime) -> str:
+    """The line of one provider: what it uses, what it lacks, and the notes of its probe."""
+    if provider.local:
+        return f"provider '{provider.name}': answers are computed locally (no model, nothing to lack)"
+    head = f"provider '{provider.name}' ({provider.model})"
+    reason = type(provider).unready(runtime.settings)
+    if reason is not None:
+        return f"{head}: not ready: {reason}"
+    if isinstance(result, MksapError):
+        return f"{head}: probe failed: {result}"
+    lacks = [
+        name
+        for name, has in (
+            ("enforced JSON schema", result.structured_output == "json_schema"),
+            ("prompt caching", result.prompt_caching),
+            ("batch API", result.batches),
+        )
+        if not has
+    ]
+    parts = [f"{head}: structured output: {MODE_TEXT[result.structured_output]}"]
+    if lacks:
+        parts.append("lacks: " + ", ".join(lacks))
+    return "; ".join(parts + result.notes)
+
+
+async def _probe_all(providers: list[Provider]) -> list[Capabilities | MksapError]:
+    async def one(provider: Provider) -> Capabilities | MksapError:
+        if provider.local or type(provider).unready(provider.settings) is not None:
+            return await Provider.probe(provider)  # what it declares: nothing to ask
+        try:
+            return await provider.probe()
+        except MksapError as e:
+            return e
+
+    return list(await asyncio.gather(*(one(p) for p in providers)))
