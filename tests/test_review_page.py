@@ -1,7 +1,9 @@
 """The review page: valid, balanced HTML holding every exported statement, self-contained, and,
 loaded in headless Chromium (Debian's `chromium`, installed by `.ci/run`), its script runs,
-counts every statement and logs nothing to the console. Without chromium that test fails when
-`CI` is set (CI must prove the page works) and is skipped, with the reason, otherwise."""
+counts every statement and logs nothing to the console; its triage controls, clicked by a
+script added to the page, produce the decisions file that `mksap decisions import` reads, and a
+page exported after the import starts from those decisions. Without chromium those tests fail
+when `CI` is set (CI must prove the page works) and are skipped, with the reason, otherwise."""
 
 from __future__ import annotations
 
@@ -10,11 +12,13 @@ import os
 import re
 import shutil
 import subprocess
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
+from mksap.contracts.exporter import text_digest
 from tests.conftest import Workspace
 from tests.test_export import accepted, export
 
@@ -148,7 +152,7 @@ def test_data_is_escaped(built: Workspace, tmp_path: Path) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quoted&quot;" in text
 
 
-def run_chromium(chromium: str, page: Path, profile: Path) -> tuple[str, str]:
+def run_chromium(chromium: str, page: Path, profile: Path, *extra: str) -> tuple[str, str]:
     argv = [
         chromium,
         "--headless",
@@ -162,6 +166,7 @@ def run_chromium(chromium: str, page: Path, profile: Path) -> tuple[str, str]:
         f"--user-data-dir={profile}",
         "--enable-logging=stderr",
         "--v=0",
+        *extra,
         "--dump-dom",
         page.as_uri(),
     ]
@@ -214,3 +219,82 @@ def test_page_renders_in_headless_chromium_without_console_errors(
     assert any("mksap review: the page holds" in line for line in console_lines(stderr, broken)), (
         stderr[-2000:]
     )
+
+
+#: Added after the page's own script: plays a reader who rejects one statement, edits another
+#: and saves. The download is caught where it leaves the page (the Blob handed to
+#: URL.createObjectURL, the <a download> clicked), and the Blob's own text is put in the DOM.
+READER = """<script>
+(function () {
+  var blobs = [];
+  URL.createObjectURL = function (blob) { blobs.push(blob); return "blob:caught"; };
+  HTMLAnchorElement.prototype.click = function () {
+    document.body.setAttribute("data-download", this.download + " " + this.getAttribute("href"));
+  };
+  function item(sid) { return document.querySelector('li.statement[data-sid="' + sid + '"]'); }
+  item(REJECT).querySelector('button[data-action="reject"]').click();
+  var edited = item(EDIT);
+  edited.querySelector('button[data-action="edit"]').click();
+  var box = edited.querySelector("textarea.edit-text");
+  box.value = TEXT;
+  box.dispatchEvent(new Event("input", { bubbles: true }));
+  document.getElementById("save").click();
+  blobs[0].text().then(function (text) {
+    var saved = document.createElement("pre");
+    saved.id = "saved";
+    saved.setAttribute("data-type", blobs[0].type);
+    saved.textContent = text;
+    document.body.appendChild(saved);
+  });
+})();
+</script>
+</body>"""
+
+
+def pre(dom: str, pre_id: str) -> str:
+    found = re.search(rf'<pre id="{pre_id}"[^>]*>(.*?)</pre>', dom, re.DOTALL)
+    assert found, f"no <pre id={pre_id}> in the page"
+    return unescape(found.group(1))
+
+
+def test_triage_controls_save_decisions_that_import_and_come_back(
+    built: Workspace, page: Path, tmp_path: Path
+) -> None:
+    chromium = find_chromium()
+    statements = accepted(built)
+    reject, edit = sorted(statements)[:2]
+    text = "An edited statement, with \"quotes\" & <angle> brackets."
+    reader = READER.replace("REJECT", json.dumps(reject)).replace("EDIT", json.dumps(edit))
+    scripted = tmp_path / "scripted.html"
+    scripted.write_text(
+        page.read_text(encoding="utf-8").replace("</body>", reader.replace("TEXT", json.dumps(text))),
+        encoding="utf-8",
+    )
+    dom, stderr = run_chromium(chromium, scripted, tmp_path / "profile", "--virtual-time-budget=5000")
+    assert console_lines(stderr, scripted) == []
+    assert 'data-download="mksap-decisions.json blob:caught"' in dom  # an <a download> of the Blob
+    saved = pre(dom, "saved")
+    assert saved == pre(dom, "decisions-json")  # the file is what the page shows
+    data = json.loads(saved)
+    assert (data["mksap"], data["kind"]) == (1, "decisions")
+    assert set(data["decisions"]) == {reject, edit}
+    assert data["decisions"][reject]["action"] == "reject" and data["decisions"][reject]["text"] is None
+    assert data["decisions"][edit]["action"] == "edit" and data["decisions"][edit]["text"] == text
+    for sid in (reject, edit):
+        assert data["decisions"][sid]["source_digest"] == text_digest(statements[sid]["statement"])
+        assert data["decisions"][sid]["at"]
+    assert '<span id="decided">2</span>' in dom
+
+    # the saved file imports, the export honours it, and the next page starts from it
+    file = tmp_path / "mksap-decisions.json"
+    file.write_text(saved, encoding="utf-8")
+    result = built.cli("decisions", "import", str(file), *built.location_flags(), locations=False)
+    assert result.code == 0 and "(0 accept, 1 reject, 1 edit)" in result.out, result.text
+    result = export(built, "review", "-o", str(page))
+    assert result.code == 0 and "wrote" in result.out, result.text  # a new decision: not up to date
+    dom, stderr = run_chromium(chromium, page, tmp_path / "profile2")
+    assert console_lines(stderr, page) == []
+    assert json.loads(pre(dom, "decisions-json"))["decisions"] == data["decisions"]
+    assert re.search(rf'<li class="statement[^"]*decided-reject[^"]*"[^>]*data-sid="{re.escape(reject)}"', dom)
+    assert re.search(rf'<li class="statement[^"]*decided-edit[^"]*"[^>]*data-sid="{re.escape(edit)}"', dom)
+    assert '<span id="decided">2</span>' in dom

@@ -14,6 +14,7 @@ import typer
 from mksap.cli.batches import batches_app
 from mksap.cli.build import run, status
 from mksap.cli.cache import cache_app
+from mksap.cli.decisions import decisions_app
 from mksap.cli.export import export_app
 from mksap.cli.inspect import config, plugins, show
 from mksap.cli.options import Invocation, err
@@ -43,6 +44,7 @@ def make_app() -> typer.Typer:
     app.add_typer(export_app(), name="export")
     app.add_typer(cache_app, name="cache")
     app.add_typer(batches_app, name="batches")
+    app.add_typer(decisions_app, name="decisions")
     return app
 
 

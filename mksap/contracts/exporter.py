@@ -6,15 +6,33 @@ write its file). How an export runs as a doit task is `mksap.export.run`'s busin
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
 from mksap.contracts.output import OutputDocument
 from mksap.contracts.statements import Finding, SourceKind
 from mksap.settings import PluginOptions
+
+
+def text_digest(text: str) -> str:
+    """16 hex digits of a digest of `text`, case and spacing aside."""
+    return hashlib.sha256(" ".join(text.split()).casefold().encode()).hexdigest()[:16]
+
+
+class StatementDecision(BaseModel):
+    """A reader's triage decision on a statement (`mksap decisions import`), as exporters see it."""
+
+    action: Literal["accept", "reject", "edit"]
+    text: str | None = None  # the edited statement (action "edit")
+    at: str | None = None
+    current: bool = Field(
+        description="the statement is still the one decided on; False: it was rebuilt from a changed source "
+        "since, the decision needs a new look and is not applied"
+    )
 
 
 class ExportStatement(BaseModel):
@@ -30,11 +48,26 @@ class ExportStatement(BaseModel):
     cloze_candidates: list[str]
     findings: list[Finding]
     flagged: bool  # rejected by validation, or carrying an error finding
+    guid: str | None = Field(
+        None,
+        description="the note GUID an earlier export of the same file gave this statement (set by the core "
+        "from `<file>.guids.json`); an exporter writing notes uses it instead of deriving one",
+    )
+
+    decision: StatementDecision | None = Field(
+        None, description="the stored triage decision on this statement (set by the core), if any"
+    )
 
     @property
     def stable_id(self) -> str:
         """`<qid>/<statement id>`: the statement's identity across rebuilds (not its text)."""
         return f"{self.question_id}/{self.statement_id}"
+
+    @property
+    def source_digest(self) -> str:
+        """A digest of the statement as built from its source unit: a decision keeps the one it was
+        made on, and a rebuild from a changed source (a new text) no longer matches it."""
+        return text_digest(self.statement)
 
 
 class ExportQuestion(BaseModel):
@@ -114,6 +147,13 @@ class Exporter(ABC, Generic[OptionsT]):
       default_file   the file written when no -o is given (default: mksap<suffix>)
       unit           what one written item is, for the report ("notes", "lines")
       options_model  the pydantic model of this exporter's options
+      reviews        see below: whether the exporter sees the triage decisions or their result
+
+    Instance attribute:
+      state_dir      a folder of the build state (`<cache_dir>/build/exports/<name>/`) where the
+                     exporter may keep files between exports (create it when writing there),
+                     set by the core before `export` runs; None outside a build. An exporter
+                     that keeps nothing ignores it.
     """
 
     name: ClassVar[str]
@@ -122,6 +162,10 @@ class Exporter(ABC, Generic[OptionsT]):
     default_file: ClassVar[str | None] = None
     unit: ClassVar[str] = "statements"
     options_model: ClassVar[type[ExportOptions]] = ExportOptions
+    state_dir: Path | None = None
+    #: True: `export` gets every statement as built, each with its `decision` (a review tool);
+    #: False: the core applies the decisions first (rejected statements removed, edits applied).
+    reviews: ClassVar[bool] = False
 
     @classmethod
     def default_path(cls) -> Path:
@@ -132,6 +176,14 @@ class Exporter(ABC, Generic[OptionsT]):
         """Write `path` atomically (`mksap.atomic.write_bytes`, or a temporary file in the same
         folder then `os.replace`) from the built questions. Raise `ExportError` when the data
         cannot be exported; an `OSError` while writing is reported as an unwritable path."""
+
+    def read_notes(self, path: Path) -> dict[str, str]:
+        """GUID -> statement text (plain, as built) of the notes in a file this exporter wrote
+        at `path` earlier. The core asks only when that file's `<file>.guids.json` does not keep
+        the statements' text (an export of an earlier mksap, with positional statement ids), to
+        hand those GUIDs on to the same statements; an exporter of notes may implement it. The
+        default knows none: such GUIDs are then reported as gone."""
+        return {}
 
 
 def selected(question: ExportQuestion, options: ExportOptions) -> tuple[list[ExportStatement], int]:

@@ -25,10 +25,19 @@ class Statement(BaseModel):
     statement: str
     extra_field: str | None = None
     cloze_candidates: list[str] = Field(default_factory=list)
-    id: str = Field(description="stable identity within the question: source kind + source position")
+    id: str = Field(
+        description="stable identity within the question, anchored in the source unit's content, never its "
+        "position: kind prefix + 8 hex of the unit's normalised text + the statement's index within the unit "
+        "(`c:1a2b3c4d.1`, `k:…`, `t:<table stem>:…`); kept when other units move and when the unit is lightly edited"
+    )
     source: SourceKind
     table_source: str | None = None
     findings: list[Finding] = Field(default_factory=list)
+    source_index: int | None = Field(
+        None,
+        description="where the source unit sits in this build (a table: rows, then footnotes): locates it, never "
+        "identifies it; kept in build artifacts, not written to the output file",
+    )
 
 
 class StatementDraft(BaseModel):

@@ -9,7 +9,13 @@ from mksap.contracts.stage import Stage, StageJob
 from mksap.contracts.statements import Statement
 from mksap_plugins.stages.checks import NEAR_DUPLICATE, badness, similarity
 from mksap_plugins.stages.critique import CritiqueStage
-from mksap_plugins.stages.extraction import ExtractedStatements, extract, sentence_payload
+from mksap_plugins.stages.extraction import (
+    ExtractedStatements,
+    extract,
+    previous_units,
+    sentence_payload,
+    unit_keys,
+)
 from mksap_plugins.stages.nlp import NlpAnalysis, NlpStage
 from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 from mksap_plugins.stages.prompts import load_prompt
@@ -41,7 +47,7 @@ class KeyPointsStage(Stage):
     """Statements from the key points; restatements of critique statements are dropped."""
 
     name = "keypoints"
-    version = "2"
+    version = "3"
     needs = ("parse", "nlp", "critique")
     uses_llm = True
 
@@ -53,11 +59,12 @@ class KeyPointsStage(Stage):
         if not parsed.key_points:
             return ExtractedStatements(statements=[])
         nlp = job.read(NlpStage, NlpAnalysis)
+        units = unit_keys("k:", [info.text for info in nlp.key_points], previous_units(job, self.name))
         critique = job.read(CritiqueStage, ExtractedStatements).statements
         payload = {
             "source": "key_points",
             **sentence_payload(parsed.objective, nlp.key_points),
             "critique_statements": [s.statement for s in critique],
         }
-        found = extract(job, load_prompt("keypoints"), payload, "key_point", "k")
-        return drop_restatements(found, critique)
+        found = extract(job, load_prompt("keypoints"), payload, "key_point", "k:", units)
+        return drop_restatements(found, critique).model_copy(update={"units": units})

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from mksap.contracts.stage import Stage, StageJob
-from mksap_plugins.stages.extraction import ExtractedStatements, extract
+from mksap_plugins.stages.extraction import ExtractedStatements, extract, previous_units, table_units, unit_keys
 from mksap_plugins.stages.html_tables import ParsedTable
 from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 from mksap_plugins.stages.prompts import load_prompt
@@ -40,7 +40,7 @@ class TablesStage(Stage):
     """Statements from clinical tables (one request per table)."""
 
     name = "tables"
-    version = "2"
+    version = "3"
     needs = ("parse",)
     uses_llm = True
 
@@ -49,10 +49,12 @@ class TablesStage(Stage):
 
     def run(self, job: StageJob) -> ExtractedStatements:
         parsed = job.read(ParseStage, ParsedQuestion)
-        statements = []
+        previous = previous_units(job, self.name)
+        statements, units = [], []
         for table in parsed.tables:
-            stem = table.file.removesuffix(".html")
-            statements += extract(
-                job, load_prompt("tables"), table_payload(table), "table", f"t:{stem}:", table.file, table.caption
-            )
-        return ExtractedStatements(statements=statements)
+            prefix = f"t:{table.file.removesuffix('.html')}:"
+            keys = unit_keys(prefix, table_units(table), previous)
+            payload = table_payload(table)
+            statements += extract(job, load_prompt("tables"), payload, "table", prefix, keys, table.file, table.caption)
+            units += keys
+        return ExtractedStatements(statements=statements, units=units)

@@ -15,8 +15,9 @@ from pydantic import BaseModel, Field
 from mksap.contracts.provider import LLMRequest, Message, schema_of
 from mksap.contracts.stage import Stage, StageJob
 from mksap.contracts.statements import Finding, Statement
-from mksap_plugins.stages.checks import check, duplicates
+from mksap_plugins.stages.checks import SourceUnit, check, duplicates
 from mksap_plugins.stages.cloze import ClozedStatements, ClozeStage, finish
+from mksap_plugins.stages.extraction import unit_index
 from mksap_plugins.stages.normalise import normalise
 from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 from mksap_plugins.stages.prompts import load_prompt
@@ -44,21 +45,55 @@ class ValidatedStatements(BaseModel):
     repair_failed: list[str] = Field(default_factory=list, description="ids still wrong after the repair round")
 
 
+def source_unit(statement: Statement, parsed: ParsedQuestion) -> SourceUnit:
+    """The unit a statement was drawn from, found by `unit_index` (a table's index past its
+    rows is a footnote): its text, what it is read with (a table's caption, column labels, row
+    group and the footnotes the row marks) and the sentence before it (the objective before the
+    first one). The checks hold a statement's numbers to this unit, not to the whole question.
+    An empty unit when the id does not resolve."""
+    try:
+        if statement.source == "table":
+            table = next(t for t in parsed.tables if t.file == statement.table_source)
+            index = unit_index(statement, parsed)
+            labels = [table.caption, *table.columns()]
+            if index >= len(table.rows):
+                return SourceUnit(text=table.footnotes[index - len(table.rows)], context=" \n ".join(labels))
+            group = table.sections[index] if index < len(table.sections) else ""
+            marks = table.row_marks[index] if index < len(table.row_marks) else []
+            notes = [n for n in table.footnotes if n.partition(":")[0] in marks]  # the row's own footnotes
+            return SourceUnit(
+                text="; ".join(table.rows[index]), context=" \n ".join([*labels, group, *notes]), previous=table.caption
+            )
+        index = unit_index(statement, parsed)
+        units = parsed.critique if statement.source == "critique" else parsed.key_points
+        return SourceUnit(text=units[index], previous=units[index - 1] if index else parsed.objective)
+    except (ValueError, IndexError, StopIteration):
+        return SourceUnit()
+
+
+def neighbours(statement: Statement, parsed: ParsedQuestion) -> tuple[str, str]:
+    """The source units before and after a statement's own (critique sentences, key points, or
+    a table's rows; the objective before the first sentence), '' where there is none: what a
+    repair needs to name a subject the statement's own sentence leaves out."""
+    try:
+        index = unit_index(statement, parsed)
+        if statement.source == "table":
+            table = next(t for t in parsed.tables if t.file == statement.table_source)
+            units = ["; ".join(row) for row in table.rows]
+        else:
+            units = parsed.critique if statement.source == "critique" else parsed.key_points
+    except (ValueError, StopIteration):
+        return "", ""
+    first = parsed.objective if statement.source != "table" and index == 0 else ""
+    before = units[index - 1] if 0 < index <= len(units) else first
+    after = units[index + 1] if 0 <= index < len(units) - 1 else ""
+    return before, after
+
+
 def source_text(statement: Statement, parsed: ParsedQuestion) -> str:
     """The sentence, key point, table row or table footnote a statement was drawn from
     ('' if unknown)."""
-    try:
-        if statement.source == "table":
-            _, stem, pos = statement.id.split(":")
-            table = next(t for t in parsed.tables if t.file.removesuffix(".html") == stem)
-            index = int(pos.split(".")[0])
-            if index >= len(table.rows):
-                return table.footnotes[index - len(table.rows)]
-            return "; ".join(table.rows[index])
-        index = int(statement.id[1:].split(".")[0])
-        return (parsed.critique if statement.source == "critique" else parsed.key_points)[index]
-    except (ValueError, IndexError, StopIteration):
-        return ""
+    return source_unit(statement, parsed).text
 
 
 def all_source_text(parsed: ParsedQuestion) -> str:
@@ -81,7 +116,7 @@ class ValidateStage(Stage):
     """Checks every statement; one LLM repair round for errors; rejects what stays wrong."""
 
     name = "validate"
-    version = "2"
+    version = "3"
     needs = ("parse", "cloze")
     uses_llm = True
 
@@ -91,7 +126,7 @@ class ValidateStage(Stage):
     def findings(self, statements: list[Statement], parsed: ParsedQuestion) -> list[Statement]:
         """Every statement with its findings (duplicates compared across the question)."""
         everything = all_source_text(parsed)
-        checked = [s.model_copy(update={"findings": check(s, source_text(s, parsed), everything)}) for s in statements]
+        checked = [s.model_copy(update={"findings": check(s, source_unit(s, parsed), everything)}) for s in statements]
         dups = duplicates(checked)
         return [s.model_copy(update={"findings": [*s.findings, dups[s.id]]}) if s.id in dups else s for s in checked]
 
@@ -128,6 +163,8 @@ class ValidateStage(Stage):
                     "statement": s.statement,
                     "cloze_candidates": s.cloze_candidates,
                     "source_text": source_text(s, parsed),
+                    "sentence_before": neighbours(s, parsed)[0],
+                    "sentence_after": neighbours(s, parsed)[1],
                     "problems": [f"{f.code}: {f.message}" for f in errors(s)],
                 }
                 for s in broken

@@ -121,9 +121,10 @@ def built_questions(
     settings: Settings, registry: Registry, targets: list[str], notice: Callable[[str], None]
 ) -> tuple[list[ExportQuestion], Callable[[str], bool]]:
     """The built questions of `targets` as `mksap export` reads them (targets never built are
-    refused the same way), and whether a stable id belongs to the targets."""
+    refused the same way, the triage decisions applied the same way), and whether a stable id belongs to the targets."""
     from mksap.bank import parse_targets
     from mksap.build.tasks import Build
+    from mksap.export import decisions
     from mksap.export.run import never_built, read_built
 
     selection = parse_targets(targets, settings.data)
@@ -133,6 +134,7 @@ def built_questions(
     build = Build.open(settings, notice=notice, use_cache=False, registry=registry)
     never_built(build, questions, targets)
     docs = [ExportQuestion.from_document(read_built(build.output_path(q)), q.system) for q in questions]
+    docs = decisions.apply(docs, decisions.load(settings)).questions  # triage: rejected out, edits in
 
     def in_scope(stable_id: str) -> bool:
         qid = question_of(stable_id)
