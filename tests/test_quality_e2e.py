@@ -187,6 +187,13 @@ def test_seeded_defects_are_caught_then_repaired_or_rejected(llm: tuple[Workspac
     fixed = next(s for s in shown if s["statement"] == FIXED)
     assert fixed["cloze_candidates"] == ["stroke prevention", "Apixaban"] and fixed["findings"] == []
 
+    # the repair sees the sentences around the statement's own (issue 10): the objective before
+    # the first sentence, the neighbours otherwise
+    items = {i["statement"]: i for i in repair["items"]}
+    assert items[CASE]["sentence_before"] == doc["educational_objective"]
+    assert items[INVENTED]["sentence_before"].startswith("Direct oral anticoagulants (DOACs)")
+    assert items[INVENTED]["sentence_after"].startswith("Aspirin (Option B)")
+
     # the invented number: caught, not repairable, rejected with its finding (never silently)
     assert any(p.startswith("number_not_in_source: number 55") for p in problems[INVENTED])
     (rejected,) = doc["rejected_statements"]

@@ -1,11 +1,23 @@
 """The offline provider: rule-based answers from the structured request context.
 
-Needs no key and no network, so the tool does real work on a fresh machine. From a source
-sentence it keeps the general facts: option and table references are removed, "Option C is
-incorrect because <fact>" gives the fact, a clause about the case is cut away when the rest
-stands on its own, and a sentence that is only about the case is dropped. Table rows become
-"For <row>, the <column> is <cell>." statements with the caption as context. Cloze
-candidates are the nlp stage's terms, best first. Its outputs are marked provider=offline.
+Needs no key and no network, so the tool does real work on a fresh machine. Its outputs are
+marked provider=offline, model rules-3.
+
+- Critique sentences and key points (`offline_sentences`): citations, figure/table pointers,
+  "(shown)", option letters and answer framing are dropped; "Option C is incorrect because
+  <fact>" gives the fact; a sentence is split into its clauses, each carrying the subject (and
+  after a contrast the leading frame) of the first; a generic opening ("The typical lesion",
+  "Treatment", "It") gets its subject from the sentences before it or the objective; an
+  abbreviation the question defines is spelled out at its first use; a sentence only about the
+  case is dropped. Extra is the sentence that named the subject, else the educational objective.
+- Tables (`offline_tables`): one natural sentence per meaningful row × column, phrased by what
+  the column holds, naming the row's subject, with the caption as Extra; citation, permission,
+  legend and yes/no-only cells are skipped.
+- Cloze candidates: quantities with their comparators and units first (never a restatement in
+  other units apart from its quantity), then named drugs, diseases, organisms, tests and
+  abbreviation pairs, then other specific phrases; never a generic word or a fragment.
+- Repair: the same rules on the statement, with the source sentence and its neighbours as the
+  context a missing subject is taken from.
 """
 
 from __future__ import annotations
@@ -16,153 +28,116 @@ from typing import Any, ClassVar
 
 from mksap.contracts.provider import LLMRequest, LLMResponse, Provider
 from mksap.settings import Settings
-from mksap_plugins.stages.cloze import candidate_range, select_candidates
-from mksap_plugins.stages.wording import (
-    OPTION_PARENTHESIS,
-    PRONOUN_OPENING,
-    TABLE_PARENTHESIS,
-    case_wording,
-)
+from mksap_plugins.providers.offline_sentences import abbreviations, statements_from
+from mksap_plugins.providers.offline_tables import table_statements
+from mksap_plugins.stages.cloze import FUNCTION_WORDS, candidate_range, generic_candidate, select_candidates
+from mksap_plugins.stages.nlp_rules import abbreviation_pairs, phrases
+from mksap_plugins.stages.quantities import paired_quantities, quantity_spans
+from mksap_plugins.stages.wording import term_category
 
-MIN_WORDS = 6
-_INCORRECT_BECAUSE = re.compile(r"^.{0,80}?\bis (?:incorrect|not correct|wrong)(?:,)? because (?P<fact>.+)$", re.I)
-_DISCOURSE = re.compile(r"^(?:additionally|also|moreover|furthermore|in addition|however|therefore|thus),?\s+", re.I)
-_AS_IN_CASE = re.compile(r",\s*as in this (?:patient|case),\s*")
-_CASE_CLAUSE = re.compile(
-    r",\s*(?:as in this (?:patient|case)|which (?:does not|doesn't|do not) (?:apply|fit)[^,;.]*"
-    r"|none of which (?:is|are) present|which (?:he|she) does not have|and neither applies here)(?=[,;.]|$)",
+__all__ = ["OfflineProvider", "generalise", "source_statements", "table_statements", "cloze_candidates", "repair"]
+
+MODEL = "rules-3"
+_CATEGORY_RANK = {"drug": 0, "disease": 1, "organism": 2, "test": 3, "acronym": 4}
+_LEADING_WEAK = re.compile(
+    r"^(?:[A-Za-z]+ing|frequent|persistent|recent|prior|current|such|other|all|any|avoid|add|use|start|stop|give"
+    r"|consider|check)\s+",
     re.I,
 )
-_SPLIT_CLAUSES = re.compile(r",\s(?:and|but|so)\s(?=[A-Za-z])")
-_GENERIC_HEADERS = {"comments", "comment", "notes", "note", "remarks", "details", "description", "value"}
-_IMPERATIVE = re.compile(
-    r"^(?:Add|Avoid|Titrate|Check|Measure|Start|Stop|Use|Give|Consider|Do|Repeat|Monitor|Obtain|Perform|Treat)\b"
-)
-
-
-def _sentence(text: str) -> str:
-    text = _DISCOURSE.sub("", text.strip(" ,;"))
-    if not text:
-        return ""
-    if "a" <= text[0] <= "z":  # never "Β-blockers" from "β-blockers"
-        text = text[0].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
-def _general(piece: str) -> bool:
-    return len(piece.split()) >= MIN_WORDS and not case_wording(piece) and not PRONOUN_OPENING.match(piece)
 
 
 def generalise(sentence: str) -> list[str]:
-    """General statements from one source sentence: [] when it is only about the case."""
-    text = TABLE_PARENTHESIS.sub("", OPTION_PARENTHESIS.sub("", sentence)).strip()
-    if not text or text.endswith("?"):
-        return []
-    if m := _INCORRECT_BECAUSE.match(text):
-        text = m.group("fact")
-    text = _CASE_CLAUSE.sub("", _AS_IN_CASE.sub(" ", text))
-    pieces = _top_level_split(text, "; ")
-    if not all(len(p.split()) >= MIN_WORDS for p in pieces):
-        pieces = [text]  # a semicolon list of short items, not independent clauses
-    out: list[str] = []
-    for piece in pieces:
-        whole = _sentence(piece)
-        if _general(whole):
-            out.append(whole)
-        elif case_wording(whole):
-            out += [c for c in (_sentence(p) for p in _top_level_split(piece, _SPLIT_CLAUSES)) if _general(c)]
+    """General statements from one source sentence read alone ([] when it is only about the case)."""
+    return [d.text for d in statements_from(sentence, [], "", abbreviations([sentence]))]
+
+
+def source_statements(ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    """Statements from a critique or key-point request: each sentence read with the ones before
+    it (where an omitted subject is named) and the educational objective."""
+    sentences = [str(s.get("text", "")) for s in ctx.get("sentences", [])]
+    objective = str(ctx.get("educational_objective") or "").strip()
+    earlier = [str(s) for s in ctx.get("critique_statements", [])]
+    defined = abbreviations([objective, *earlier, *sentences])
+    out: list[dict[str, Any]] = []
+    for i, sent in enumerate(ctx.get("sentences", [])):
+        before = [*reversed(sentences[:i]), *reversed(earlier[-3:])]
+        for draft in statements_from(sentences[i], before, objective, defined):
+            extra = draft.named_by or objective or None
+            out.append({"statement": draft.text, "extra_field": extra, "source_index": sent["index"]})
     return out
 
 
-def _top_level_split(text: str, sep: str | re.Pattern[str]) -> list[str]:
-    """`text` split at `sep`, but never inside parentheses."""
-    pattern = sep if isinstance(sep, re.Pattern) else re.compile(re.escape(sep))
-    pieces, start = [], 0
-    for m in pattern.finditer(text):
-        before = text[: m.start()]
-        if before.count("(") == before.count(")"):
-            pieces.append(text[start : m.start()].strip())
-            start = m.end()
-    pieces.append(text[start:].strip())
-    return [p for p in pieces if p]
+def _clinical_rank(phrase: str) -> int | None:
+    ranks = [_CATEGORY_RANK[c] for w in re.findall(r"[\w'-]+", phrase) if (c := term_category(w)) in _CATEGORY_RANK]
+    return min(ranks) if ranks else None
 
 
-def _lower_first(text: str) -> str:
-    """'Normal or high' -> 'normal or high'; 'ACE inhibitor', 'HFrEF', 'eGFR' stay as written."""
-    first = text.split(" ", 1)[0]
-    return text[0].lower() + text[1:] if first[:1].isupper() and first[1:].islower() else text
+def _split_at_function_words(phrase: str) -> list[str]:
+    runs: list[list[str]] = [[]]
+    for w in phrase.split():
+        if w.lower() in FUNCTION_WORDS:
+            runs.append([])
+        else:
+            runs[-1].append(w)
+    return [" ".join(r) for r in runs if r]
 
 
-def _noun(header: str) -> str:
-    parts = [p.strip() for p in header.split(" / ") if p.strip()]
-    named = [p for p in parts if p.lower() not in _GENERIC_HEADERS]
-    return " ".join(_lower_first(w) for w in (named[-1] if named else "").split())
+_CODE = re.compile(
+    r"\b(?:category|class|stage|grade|type|group|phase|zone|level) (?P<code>[A-Z]?\d{1,2}[a-z]?|[IV]{1,4})\b", re.I
+)
+_CLASS_WORD = re.compile(r"^ (?:inhibitors?|blockers?|antagonists?|agonists?|analogues?|antibod(?:y|ies))\b")
 
 
-def row_statement(subject: str, header: str, value: str) -> str:
-    """One readable statement from a row subject, a column label and a cell paragraph."""
-    is_sentence = value.rstrip().endswith(".") or _IMPERATIVE.match(value)
-    value = value.rstrip(" .;")
-    noun = _noun(header)
-    if not noun or is_sentence:
-        return f"{subject}: {value}."
-    verb = "are" if noun.endswith("s") and not noun.endswith("ss") else "is"
-    return f"For {_lower_first(subject)}, the {noun} {verb} {_lower_first(value)}."
-
-
-def _cell_items(paragraphs: list[str]) -> list[str]:
-    """A cell's paragraphs that state something: a heading ending in ':' is no statement, and
-    the items under a heading that points at them ("one of the following:") need it: skipped."""
-    items, under_deictic = [], False
-    for p in paragraphs:
-        if p.rstrip().endswith(":"):
-            under_deictic = bool(case_wording(p))
-        elif p and not under_deictic:
-            items.append(p)
-    return items
-
-
-def table_statements(ctx: dict[str, Any]) -> list[dict[str, Any]]:
-    """Statements from a table request: one per cell paragraph, read with its column label."""
-    caption = ctx.get("caption") or None
-    columns: list[str] = ctx.get("columns") or []
-    first = _noun(columns[0]) if columns else ""
-    drafts = []
-    for row in ctx.get("rows", []):
-        cells: list[str] = row.get("cells") or []
-        paragraphs: list[list[str]] = row.get("paragraphs") or [[c] for c in cells]
-        if len(cells) < 2 or not cells[0]:
-            continue
-        label = cells[0].rstrip(":")
-        subject = f"{first} {label}" if first and len(label.split()) == 1 and len(label) <= 4 else label
-        if row.get("group"):
-            subject = f"{row['group'].rstrip(':')}, {subject}"
-        for j, parts in enumerate(paragraphs[1:], start=1):
-            header = columns[j] if j < len(columns) else ""
-            for value in _cell_items(parts):
-                if value != label:
-                    text = row_statement(subject, header, value)
-                    drafts.append({"statement": text, "extra_field": caption, "source_index": row["index"]})
-    for note in ctx.get("footnotes", []):
-        text = str(note.get("text", ""))
-        body = re.sub(r"^[a-z*†‡§¶#]: ", "", text)
-        if body != text or " = " not in body:  # a marked note teaches; a legend only defines
-            for s in generalise(body):
-                drafts.append({"statement": s, "extra_field": caption, "source_index": note["index"]})
-    return drafts
+def _pairs(statement: str) -> list[str]:
+    """Abbreviation pairs, with the drug-class word that follows them ("sodium-glucose
+    cotransporter 2 (SGLT2) inhibitors"): the pair alone would hide half a term."""
+    out = []
+    for long, short in abbreviation_pairs(statement):
+        pair = f"{long} ({short})"
+        end = statement.find(pair) + len(pair)
+        m = _CLASS_WORD.match(statement[end:])
+        out.append(pair + m.group(0) if m else pair)
+    return out
 
 
 def cloze_candidates(statement: str, terms: list[str]) -> list[str]:
-    """Two candidates (three in a statement of 20 words or more) from the ranked terms."""
+    """Two candidates (three in a statement of 20 words or more), best first: quantities
+    (thresholds first), category codes, named drugs, diseases, organisms and tests, abbreviation
+    pairs; other specific phrases and the nlp terms only when those are too few."""
     low, high = candidate_range(statement)
     want = min(high, 3 if len(statement.split()) >= 20 else 2)
-    return select_candidates(statement, terms, want)
+    restated = {statement[s:e] for _, (s, e) in paired_quantities(statement)}
+    numbers = [q for q in quantity_spans(statement) if q not in restated]
+    numbers.sort(key=lambda q: 0 if q[:1] in "≥≤<>" or q[:1].isalpha() else 1)
+    codes = [m.group("code") for m in _CODE.finditer(statement) if not quantity_spans(m.group("code"))]
+    named: list[tuple[int, int, str]] = []
+    other: list[str] = []
+    runs = [run for p in phrases(statement) for run in _split_at_function_words(p)]
+    for i, p in enumerate(runs):
+        bare = _LEADING_WEAK.sub("", p)
+        p = bare if _clinical_rank(bare) is not None or len(bare.split()) >= 2 else p
+        rank = _clinical_rank(p)
+        if rank is not None:
+            named.append((rank, i, p))
+        elif (len(p.split()) >= 2 or not p.endswith(("ed", "ing"))) and not generic_candidate(p):
+            other.append(p)
+    ranked = [*_pairs(statement), *(p for _, _, p in sorted(named))]
+    naming_code = [t for t in ranked if any(re.search(rf"{re.escape(t)}\s+\w+\s+{c}\b", statement) for c in codes)]
+    ranked = [t for t in ranked if t not in naming_code] + naming_code  # "GFR category G5": G5 is the answer
+    strong = select_candidates(statement, [*numbers, *codes, *ranked], want)
+    if len(strong) >= max(low, min(want, 2)):
+        return strong
+    words = [t for t in terms if len(t.split()) > 1 or not t.endswith(("ed", "ing"))]  # "excreted" is no answer
+    return select_candidates(statement, [*strong, *other, *words], max(want, low))
 
 
 def repair(item: dict[str, Any]) -> dict[str, Any]:
-    """What rules can fix: option/table references and case clauses; otherwise unchanged."""
-    pieces = generalise(item["statement"])
-    text = pieces[0] if pieces else item["statement"]
+    """What rules can fix: option/table references, case clauses, a missing subject (from the
+    source sentence and its neighbours); otherwise unchanged."""
+    context = [str(item.get(k) or "") for k in ("source_text", "sentence_before", "sentence_after")]
+    defined = abbreviations([item["statement"], *context])
+    drafts = statements_from(item["statement"], [c for c in context if c], "", defined)
+    text = drafts[0].text if drafts else item["statement"]
     kept = [c for c in item.get("cloze_candidates", []) if c in text]
     return {"statement_id": item["statement_id"], "statement": text, "cloze_candidates": kept}
 
@@ -175,7 +150,7 @@ class OfflineProvider(Provider):
 
     @property
     def model(self) -> str:
-        return "rules-2"
+        return MODEL
 
     @classmethod
     def health(cls, settings: Settings) -> list[str]:
@@ -184,16 +159,8 @@ class OfflineProvider(Provider):
     async def complete(self, request: LLMRequest) -> LLMResponse:
         ctx = request.context
         if request.task == "statements":
-            if ctx.get("source") == "table":
-                data: dict[str, Any] = {"statements": table_statements(ctx)}
-            else:
-                data = {
-                    "statements": [
-                        {"statement": s, "extra_field": None, "source_index": sent["index"]}
-                        for sent in ctx.get("sentences", [])
-                        for s in generalise(sent["text"])
-                    ]
-                }
+            statements = table_statements(ctx) if ctx.get("source") == "table" else source_statements(ctx)
+            data: dict[str, Any] = {"statements": statements}
         elif request.task == "cloze":
             data = {
                 "items": [
