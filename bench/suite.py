@@ -172,7 +172,7 @@ def _planned(work: Workdir, env: dict[str, str], *args: str) -> str:
 
 def cost(work: Workdir, n: int) -> list[str]:
     from mksap.contracts.provider import Usage
-    from mksap_plugins.providers.anthropic import PRICES, PRICES_DATE
+    from mksap_plugins.providers.anthropic_prices import PRICES, PRICES_DATE
 
     ledger = json.loads((work.path / "cache" / "build" / "usage.json").read_text())
     entry = ledger["anthropic/claude-sonnet-4-6"]

@@ -18,13 +18,15 @@ from mksap.contracts.statements import StatementDrafts
 from mksap.llm.runtime import ProviderRuntime
 from mksap.settings import Settings
 from mksap_plugins.providers.anthropic import AnthropicProvider, strict_schema
-from mksap_plugins.providers.anthropic_prices import PRICES_DATE, estimate_cost
+from mksap_plugins.providers.anthropic_prices import MIN_CACHEABLE_DATE, PRICES_DATE, estimate_cost
 
 from .fakes.anthropic_server import FakeAnthropicServer, Reply
 
 API_KEY = "sk-ant-test-SECRET-5f3c9a1e7b"
 MODEL = "claude-sonnet-4-6"  # 4-5 is deprecated: the SDK warns on every call
-SYSTEM = "You turn MKSAP critiques into atomic flashcard statements. " * 40
+#: ~2,400 tokens: clear of claude-sonnet-4-6's minimum cacheable prefix (2,048) by the count's margin
+SYSTEM = "You turn MKSAP critiques into atomic flashcard statements. " * 160
+SHORT_SYSTEM = "You turn MKSAP critiques into atomic flashcard statements. " * 40  # ~600 tokens
 ANSWER = {
     "statements": [
         {"statement": "ACE inhibitors cause cough.", "extra_field": None, "source_index": 0}
@@ -38,7 +40,7 @@ def server() -> Iterator[FakeAnthropicServer]:
         yield srv
 
 
-PLUGIN_OPTIONS = ("api_key", "base_url", "prices", "prices_date")
+PLUGIN_OPTIONS = ("api_key", "base_url", "prices", "prices_date", "cache_minimums")
 
 
 def make_settings(server: FakeAnthropicServer, tmp_path: Path, **kw: Any) -> Settings:
@@ -326,3 +328,90 @@ def test_runtime_merges_identical_calls_in_flight(tmp_path: Path) -> None:
         assert len(srv.requests) == 1
         totals = runtime.totals[("anthropic", MODEL)]
         assert totals.calls == 1 and totals.merged == 1
+
+
+# -- prompt caching under the API's minimum cacheable prefix ----------------------------------
+
+
+def sdk_call(server: FakeAnthropicServer, model: str, system_text: str) -> Any:
+    import anthropic
+
+    system = [{"type": "text", "text": system_text, "cache_control": {"type": "ephemeral"}}]
+
+    async def call() -> Any:
+        async with anthropic.AsyncAnthropic(base_url=server.url, api_key=API_KEY) as client:
+            message = await client.messages.create(
+                model=model, max_tokens=64, system=system, messages=[{"role": "user", "content": "Hi."}]
+            )
+            return message.usage
+
+    return asyncio.run(call())
+
+
+def test_the_fake_caches_a_marked_prefix_only_from_the_models_minimum(server: FakeAnthropicServer) -> None:
+    # ~600 tokens marked on claude-sonnet-4-6 (minimum 2,048): neither written nor read, billed as input
+    short = [sdk_call(server, MODEL, SHORT_SYSTEM) for _ in range(2)]
+    assert all(u.cache_creation_input_tokens == 0 and u.cache_read_input_tokens == 0 for u in short)
+    assert short[0].input_tokens > len(SHORT_SYSTEM) // 4
+    # ~2,400 tokens reach it: written once, then read
+    long = [sdk_call(server, MODEL, SYSTEM) for _ in range(2)]
+    assert long[0].cache_creation_input_tokens > 2048 and long[0].cache_read_input_tokens == 0
+    assert long[1].cache_read_input_tokens == long[0].cache_creation_input_tokens
+    # the same ~2,400 tokens are below Haiku 4.5's 4,096: nothing cached, the request succeeds
+    haiku = [sdk_call(server, "claude-haiku-4-5-20251001", SYSTEM) for _ in range(2)]
+    assert all(u.cache_creation_input_tokens == 0 and u.cache_read_input_tokens == 0 for u in haiku)
+    assert server.minimum_for("claude-sonnet-4-6") == 2048 and server.minimum_for("some-local-model") == 1024
+
+
+def test_the_fake_can_be_told_to_cache_anything() -> None:
+    with FakeAnthropicServer(min_cacheable=0) as srv:
+        first, second = (sdk_call(srv, MODEL, SHORT_SYSTEM) for _ in range(2))
+    assert first.cache_creation_input_tokens > 0 and second.cache_read_input_tokens > 0
+
+
+def test_instructions_below_the_minimum_are_not_marked_and_save_nothing(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    server.enqueue(Reply.json_object(ANSWER), Reply.json_object(ANSWER))
+    settings = make_settings(server, tmp_path)
+    short = make_request().model_copy(update={"system": SHORT_SYSTEM})
+    first, second = run(settings, short, short)
+    assert server.requests[0]["body"]["system"] == [{"type": "text", "text": SHORT_SYSTEM}]  # no cache_control
+    for usage in (first.usage, second.usage):
+        assert usage.cache_creation_input_tokens == usage.cache_read_input_tokens == 0
+    provider = AnthropicProvider(settings)
+    assert provider.min_cacheable_tokens() == 2048 and provider.cached_prefix_tokens(short) == 0
+    assert not provider.marks_prefix(short)
+    assert provider.cached_prefix_tokens(make_request()) == len(SYSTEM) // 4
+    # ~2,100 tokens by a 4-characters-a-token count: it may or may not reach 2,048 with the
+    # API's tokenizer, so it is marked (free if too short) but no saving is counted for it
+    close = make_request().model_copy(update={"system": "x" * 4 * 2100})
+    assert provider.marks_prefix(close) and provider.cached_prefix_tokens(close) == 0
+
+
+def test_minimums_are_dated_and_overridable(server: FakeAnthropicServer, tmp_path: Path) -> None:
+    assert MIN_CACHEABLE_DATE == "2026-11-01"
+    for model, minimum in [("claude-haiku-4-5-20251001", 4096), ("claude-opus-4-6", 4096), ("qwen3:32b", 1024)]:
+        assert AnthropicProvider(make_settings(server, tmp_path, model=model)).min_cacheable_tokens() == minimum
+    # a configured minimum wins: mksap then marks the prefix, but the API (the fake) still
+    # applies its own rule, so the usage shows no saving
+    settings = make_settings(server, tmp_path, cache_minimums={MODEL: 512})
+    assert AnthropicProvider(settings).min_cacheable_tokens() == 512
+    server.enqueue(Reply.json_object(ANSWER))
+    (answer,) = run(settings, make_request().model_copy(update={"system": SHORT_SYSTEM}))
+    assert server.requests[0]["body"]["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert answer.usage.cache_creation_input_tokens == 0
+
+
+def test_an_unusable_answer_is_billed_and_counted(server: FakeAnthropicServer, tmp_path: Path) -> None:
+    server.enqueue(Reply.text("Sure! {oops"))
+    settings = make_settings(server, tmp_path, provider="anthropic")
+    runtime = ProviderRuntime(settings, Registry.load())
+    try:
+        with pytest.raises(AnswerError) as failure:
+            runtime.complete(make_request(), StatementDrafts.model_validate)
+    finally:
+        runtime.close()
+    assert isinstance(failure.value.usage, Usage) and failure.value.usage.input_tokens > 0
+    totals = runtime.totals[("anthropic", MODEL)]
+    assert totals.calls == 1 and totals.failures == 1 and totals.usage == failure.value.usage

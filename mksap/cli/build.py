@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,6 +20,9 @@ from mksap.cli.options import (
     registry_of,
     settings_from_flags,
 )
+
+if TYPE_CHECKING:
+    from mksap.llm.estimate import CostEstimate
 
 
 def run(
@@ -67,13 +70,40 @@ def run(
     batch_poll: Annotated[
         float, typer.Option("--batch-poll", min=0.01, help="Seconds between polls of a processing batch.")
     ] = 30.0,
+    estimate: Annotated[
+        bool,
+        typer.Option(
+            "--estimate",
+            help="Send nothing: print the requests the run would make, those the LLM cache answers, "
+            "tokens and dollars per stage and model (plain, with prompt caching, as batches).",
+        ),
+    ] = False,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Only the first N questions of the targets.", show_default=False)
+    ] = None,
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            "--sample", help="N questions spread over the systems, the same N every time.", show_default=False
+        ),
+    ] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--max-cost",
+            help="USD this run may spend; a request that could pass it is not sent, and the run ends with "
+            "exit code 4 (env MKSAP_MAX_COST).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Build every stale question of the named systems/questions (all by default).
 
     Only what changed is rebuilt: an edited question reruns its own tasks, an edited prompt
     reruns that stage. Answers already paid for come from the LLM cache.
 
-    Examples: mksap run cv · mksap run cvmcq24001 --force · mksap run --dry-run
+    Examples: mksap run cv · mksap run cvmcq24001 --force · mksap run --dry-run ·
+    mksap run --estimate · mksap run --sample 20 --max-cost 2
     """
     from mksap.build.session import RunRequest, build_targets
 
@@ -86,6 +116,7 @@ def run(
         model=model,
         jobs=jobs,
         max_concurrency=max_concurrency,
+        max_cost=max_cost,
     )
     request = RunRequest(
         targets=list(targets or []),
@@ -98,16 +129,62 @@ def run(
         batch=batch,
         batch_failures=batch_failures,
         batch_poll=batch_poll,
+        estimate=estimate,
+        limit=limit,
+        sample=sample,
     )
     outcome = build_targets(settings, request, registry=registry_of(ctx), notice=lambda m: err(f"mksap: {m}"))
     if outcome.planned is not None:
         for task in outcome.planned:
             print(f"{task.name}: {task.reason}")
         print(f"{len(outcome.planned)} task(s) would run for {outcome.questions} question(s)")
+    if outcome.estimate is not None:
+        print_estimate(outcome.estimate)
     for line in outcome.lines:
         err(line)
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
+
+
+def _usd(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f}" if value >= 10 else f"{value:.4f}"
+
+
+def print_estimate(estimate: CostEstimate) -> None:
+    """The estimate as two tables (per stage, per model) and its notes."""
+    total = estimate.total()
+    print(f"estimate for {estimate.questions} question(s); no message request was sent")
+    columns = ("stage", "requests", "cached", "input tokens", "output tokens")
+    rows = [(s.stage, s.requests, s.cached, f"{s.input_tokens:,}", f"{s.output_tokens:,}") for s in estimate.stages]
+    rows.append(("total", total.requests, total.cached, f"{total.input_tokens:,}", f"{total.output_tokens:,}"))
+    print_table(columns, rows, right=columns[1:])
+    if estimate.models:
+        print()
+        columns = ("provider/model", "stages", "requests", "plain $", "prompt caching $", "--batch $")
+        rows = [
+            (
+                f"{m.provider}/{m.model}",
+                " ".join(m.stages),
+                m.requests,
+                _usd(m.plain_usd),
+                _usd(m.caching_usd),
+                _usd(m.batch_usd),
+            )
+            for m in estimate.models
+        ]
+        if len(estimate.models) > 1:
+            dollars = (_usd(estimate.dollars(kind)) for kind in ("plain", "caching", "batch"))
+            rows.append(("total", "", total.requests, *dollars))
+        print_table(columns, rows, right=columns[2:])
+        dates = sorted({m.prices_date for m in estimate.models if m.prices_date})
+        if dates:
+            print(f"prices: list prices as of {', '.join(dates)}; output tokens are expected, not known")
+    if estimate.local_requests:
+        print(f"{estimate.local_requests} request(s) answered by a local provider: free")
+    if estimate.up_to_date_tasks:
+        print(f"{estimate.up_to_date_tasks} task(s) are up to date in this build: a run makes no request for them")
+    for note in estimate.notes:
+        print(f"note: {note}")
 
 
 def status(
@@ -126,6 +203,7 @@ def status(
     from mksap.bank import parse_targets
     from mksap.build.status import question_states
     from mksap.build.tasks import Build
+    from mksap.export.decisions import review_status
     from mksap.llm.usage import usage_totals
 
     settings = settings_from_flags(data=data, out=out, cache_dir=cache_dir, in_place=in_place, provider=provider)
@@ -133,14 +211,19 @@ def status(
     questions = parse_targets(targets or [], settings.data).discover(settings.data)
     report = question_states(build, questions)
     usage = usage_totals(settings)
+    review = review_status(settings, build, questions)
     if as_json:
-        print(envelope("status", {**report.model_dump(mode="json"), "usage": usage}))
+        print(envelope("status", {**report.model_dump(mode="json"), "usage": usage, "review": review.model_dump()}))
         return
     columns = ("system", "up to date", "stale", "failed", "never built")
     rows = [(s, c["up-to-date"], c["stale"], c["failed"], c["never built"]) for s, c in report.systems.items()]
     print_table(columns, rows, right=columns[1:])
     for f in report.failures:
         print(f"FAILED {f.qid} ({f.stage}): {f.reason}")
+    print(
+        f"review: {review.awaiting_review} statement(s) awaiting review ({review.undecided} undecided, "
+        f"{len(review.needs_new_look)} needing a new look; {review.decided} decided); see mksap review"
+    )
     for name, u in usage.items():
         print(
             f"usage {name}: {u['calls']} calls, {u['cache_hits']} cache hits, {u['input_tokens']} in / "

@@ -32,12 +32,16 @@ class StageJob:
     question: Question
     settings: Settings
     artifacts: dict[str, Path]
-    llm: Callable[[LLMRequest, Callable[[dict[str, Any]], object] | None], LLMResponse]
+    #: `llm(request, accept, answers=None)`: the provider runtime's `complete` for this stage
+    llm: Callable[..., LLMResponse]
     provenance: dict[str, Any]
 
     def ask(self, request: LLMRequest, answer: type[A]) -> tuple[A, LLMResponse]:
         """Send `request`; an answer that is not valid for `answer` gets one repair round
-        (the error sent back), then the task fails with a one-line reason."""
+        (the error sent back), then the task fails with a one-line reason.
+
+        A repaired answer is cached under `request`'s own key as well (`answers=request`), so a
+        rerun of `request` is answered from the cache, with the same answer, and pays nothing."""
         try:
             response = self.llm(request, answer.model_validate)
         except AnswerError as first:
@@ -55,7 +59,7 @@ class StageJob:
                 }
             )
             try:
-                response = self.llm(repair, answer.model_validate)
+                response = self.llm(repair, answer.model_validate, answers=request)
             except AnswerError as second:
                 raise StageError(f"{request.task}: unusable answer after one repair round: {second}") from None
         return answer.model_validate(response.data), response

@@ -1,9 +1,11 @@
 """The anthropic provider: the Messages API through the official SDK's async client.
 
 Structured output against the request's JSON schema, prompt caching of the shared system
-instructions, and our own retry loop (the SDK's is off: it obeys `retry-after` uncapped). The
-base URL is configurable (`[plugins.anthropic] base_url` / `ANTHROPIC_BASE_URL`), so Ollama, llama.cpp server, vLLM
-and LM Studio, which serve the same Messages API, work too (give them any non-empty key).
+instructions where they reach the model's minimum cacheable length (below it the API caches
+nothing, so no `cache_control` is sent and no saving is claimed), and our own retry loop (the
+SDK's is off: it obeys `retry-after` uncapped). The base URL is configurable (`[plugins.anthropic]
+base_url` / `ANTHROPIC_BASE_URL`), so Ollama, llama.cpp server, vLLM and LM Studio, which serve
+the same Messages API, work too (give them any non-empty key).
 
 `anthropic` is imported inside methods: it costs ~1.4 s, and listing plugins must stay cheap.
 """
@@ -21,9 +23,10 @@ from pydantic import Field, SecretStr
 from mksap.contracts.errors import AnswerError, ProviderError, ProviderStopError
 from mksap.contracts.provider import LLMRequest, LLMResponse, Provider, Usage
 from mksap.llm.retry import RetryPolicy, retry_after
+from mksap.llm.tokens import prefix_tokens
 from mksap.settings import PluginOptions, Settings
 
-from .anthropic_prices import DATED, cost_at, estimate_cost
+from .anthropic_prices import DATED, PRICES_DATE, cost_at, estimate_cost, min_cacheable_tokens
 
 if TYPE_CHECKING:
     import anthropic
@@ -36,6 +39,10 @@ T = TypeVar("T")
 _SPEND_LIMIT = re.compile(r"usage limit|spend(ing)? limit|credit balance|billing", re.I)
 _SPEND_CODES = {"enforced_spend_limit_reached", "contract_spend_limit_reached"}
 _RETRY_STATUSES = {408, 409, 429}
+#: Prefix lengths are counted at ~4 characters a token, not with the API's tokenizer: within
+#: this fraction of a model's minimum a prefix may or may not be cached. It is marked (free if
+#: the API finds it too short) but an estimate counts no saving for it.
+CACHE_COUNT_MARGIN = 0.10
 
 
 def _key_of(options: AnthropicOptions) -> str:
@@ -68,6 +75,12 @@ class AnthropicOptions(PluginOptions):
         "overrides the built-in table (JSON in MKSAP_ANTHROPIC_PRICES)",
     )
     prices_date: str | None = Field(None, description="when the `prices` above were checked")
+    cache_minimums: dict[str, int] = Field(
+        default_factory=dict,
+        description="minimum cacheable prefix in tokens by model; overrides the built-in table "
+        "(JSON in MKSAP_ANTHROPIC_CACHE_MINIMUMS)",
+    )
+    cache_minimums_date: str | None = Field(None, description="when the `cache_minimums` above were checked")
 
 
 class AnthropicProvider(Provider):
@@ -129,10 +142,29 @@ class AnthropicProvider(Provider):
             )
         return self._client
 
+    def min_cacheable_tokens(self) -> int:
+        """The shortest prefix the API caches for this model (configured, else the dated table)."""
+        configured = self.options.cache_minimums.get(DATED.sub("", self.model))
+        return configured if configured is not None else min_cacheable_tokens(self.model)
+
+    def marks_prefix(self, request: LLMRequest) -> bool:
+        """Whether `request`'s system prompt may reach the minimum: then it is marked for caching
+        (a marked prefix the API finds too short costs nothing extra); else it is not marked."""
+        return prefix_tokens(request) >= self.min_cacheable_tokens() * (1 - CACHE_COUNT_MARGIN)
+
+    def cached_prefix_tokens(self, request: LLMRequest) -> int:
+        """Tokens of `request` that prompt caching surely reuses (what an estimate may count as
+        saved): its system prompt when that clears the minimum by the count's margin, else 0."""
+        tokens = prefix_tokens(request)
+        return tokens if tokens >= self.min_cacheable_tokens() * (1 + CACHE_COUNT_MARGIN) else 0
+
     def _params(self, request: LLMRequest) -> dict[str, Any]:
-        """Arguments of `messages.create`; the system prompt is marked for prompt caching."""
+        """Arguments of `messages.create`; the system prompt is marked for prompt caching when
+        it may be long enough to be cached."""
         schema = strict_schema(request.output_schema)
-        system = {"type": "text", "text": request.system, "cache_control": {"type": "ephemeral"}}
+        system: dict[str, Any] = {"type": "text", "text": request.system}
+        if self.marks_prefix(request):
+            system["cache_control"] = {"type": "ephemeral"}
         return {
             "model": self.model,
             "max_tokens": request.max_tokens,
@@ -157,6 +189,13 @@ class AnthropicProvider(Provider):
         """Configured `prices` first (they carry their own date), then the built-in table."""
         configured = self.options.prices.get(DATED.sub("", self.model))
         return cost_at(configured, usage) if configured is not None else estimate_cost(self.model, usage)
+
+    @property
+    def prices_date(self) -> str:
+        """When the prices `estimate_cost` uses for this model were checked."""
+        if DATED.sub("", self.model) in self.options.prices:
+            return self.options.prices_date or "a date not given (configured prices)"
+        return PRICES_DATE
 
     def _who(self) -> str:
         return f"anthropic ({self.model})"
@@ -219,21 +258,22 @@ class AnthropicProvider(Provider):
         """Parse the answer's text as a JSON object, or raise `AnswerError` with the raw text."""
         text = "".join(block.text for block in message.content if block.type == "text")
         stop = message.stop_reason
+        usage = usage_of(message)  # billed even when the answer is unusable
         if stop == "max_tokens":
-            raise AnswerError("answer cut off at max_tokens; incomplete JSON", raw_text=text)
+            raise AnswerError("answer cut off at max_tokens; incomplete JSON", raw_text=text, usage=usage)
         if stop == "model_context_window_exceeded":
-            raise AnswerError("answer cut off: the context window is full", raw_text=text)
+            raise AnswerError("answer cut off: the context window is full", raw_text=text, usage=usage)
         if stop == "refusal":
-            raise AnswerError("the model refused to answer (stop_reason refusal)", raw_text=text)
+            raise AnswerError("the model refused to answer (stop_reason refusal)", raw_text=text, usage=usage)
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             reason = f"answer is not JSON: {e.msg} at char {e.pos}"
-            raise AnswerError(reason, raw_text=text) from None
+            raise AnswerError(reason, raw_text=text, usage=usage) from None
         if not isinstance(data, dict):
-            raise AnswerError(f"answer is JSON {type(data).__name__}, not an object", raw_text=text)
+            raise AnswerError(f"answer is JSON {type(data).__name__}, not an object", raw_text=text, usage=usage)
         model = message.model or self.model
-        return LLMResponse(data=data, raw_text=text, usage=usage_of(message), provider=self.name, model=model)
+        return LLMResponse(data=data, raw_text=text, usage=usage, provider=self.name, model=model)
 
     def batch_api(self) -> AnthropicBatchAPI:
         """The Message Batches API (half price) for `mksap run --batch`."""

@@ -44,6 +44,41 @@ PRICES: dict[str, tuple[float, float, float, float]] = {
 }
 DATED = re.compile(r"(-\d{8}|-latest)$")
 
+#: The shortest prefix (tools + system, in tokens) the API caches, by model, as published and
+#: observed on MIN_CACHEABLE_DATE. A `cache_control` prefix below it is neither written nor read:
+#: the request succeeds at the full input price. Overridable with `[plugins.anthropic]
+#: cache_minimums` (and `cache_minimums_date`). Sonnet 4.6 is 2,048 as observed (some listings
+#: say 1,024); a model not listed is assumed to need MIN_CACHEABLE_DEFAULT.
+MIN_CACHEABLE_DATE = "2026-11-01"
+MIN_CACHEABLE_DEFAULT = 1024
+MIN_CACHEABLE_TOKENS: dict[str, int] = {
+    "claude-opus-5": 512,
+    "claude-fable-5": 512,
+    "claude-mythos-5": 512,
+    "claude-opus-4-8": 1024,
+    "claude-opus-4-7": 4096,
+    "claude-opus-4-6": 4096,
+    "claude-opus-4-5": 4096,
+    "claude-opus-4-1": 1024,
+    "claude-opus-4-0": 1024,
+    "claude-opus-4": 1024,
+    "claude-sonnet-5": 1024,
+    "claude-sonnet-4-6": 2048,
+    "claude-sonnet-4-5": 1024,
+    "claude-sonnet-4-0": 1024,
+    "claude-sonnet-4": 1024,
+    "claude-3-7-sonnet": 1024,
+    "claude-haiku-4-5": 4096,
+    "claude-3-5-haiku": 2048,
+    "claude-3-haiku": 2048,
+}
+
+
+def min_cacheable_tokens(model: str) -> int:
+    """The minimum cacheable prefix of `model` (a dated id or `-latest` alias is its family)."""
+    return MIN_CACHEABLE_TOKENS.get(DATED.sub("", model), MIN_CACHEABLE_DEFAULT)
+
+
 def estimate_cost(model: str, usage: Usage) -> float | None:
     """Estimated USD cost of `usage` on `model` at `PRICES_DATE` list prices; None if unknown."""
     prices = PRICES.get(DATED.sub("", model))

@@ -15,16 +15,22 @@ Every other path answers 404 with an Anthropic-style error body; ``stream=true``
 answers 400. Replies come from the FIFO queue (:meth:`FakeAnthropicServer.enqueue`),
 then from ``responder(request_body)``, then default to ``Reply.json_object({})``.
 
-Usage accounting is approximate (about 4 characters per token). When a request
-carries any ``cache_control`` marker, the tools + system prefix is reported as
-``cache_creation_input_tokens`` until a response for that same prefix has been
-sent, and as ``cache_read_input_tokens`` afterwards; like the real API, requests
-that arrive while the first one is still in flight also pay for cache creation.
+Usage accounting is approximate (about 4 characters per token). Prompt caching follows
+the real API's rules: a request carrying a ``cache_control`` marker whose tools + system
+prefix reaches the model's minimum cacheable length (``min_cacheable``: 2,048 tokens for
+claude-sonnet-4-6, 4,096 for Haiku 4.5 and Opus 4.5/4.6, ...; ``DEFAULT_MIN_CACHEABLE`` for
+a model not listed) reports that prefix as ``cache_creation_input_tokens`` until a response
+for the same prefix has been sent, and as ``cache_read_input_tokens`` afterwards; like the
+real API, requests that arrive while the first one is still in flight also pay for cache
+creation. A marked prefix below the minimum is neither written nor read: the request
+succeeds and the prefix is billed as ordinary input. ``min_cacheable=0`` caches any marked
+prefix (the old behaviour of this fake, which the real API never had).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
@@ -36,7 +42,30 @@ from typing import Any
 
 from .batch_endpoints import FakeBatches
 
-__all__ = ["FakeAnthropicServer", "Reply", "SPEND_LIMIT_MESSAGE", "estimate_tokens"]
+__all__ = [
+    "DEFAULT_MIN_CACHEABLE",
+    "MIN_CACHEABLE",
+    "SPEND_LIMIT_MESSAGE",
+    "FakeAnthropicServer",
+    "Reply",
+    "estimate_tokens",
+]
+
+#: The API's minimum cacheable prefix by model family (tokens), as published and observed in
+#: November 2026; kept apart from the provider's own table on purpose: this is the "API".
+MIN_CACHEABLE: dict[str, int] = {
+    "claude-opus-5": 512,
+    "claude-fable-5": 512,
+    "claude-mythos-5": 512,
+    "claude-opus-4-7": 4096,
+    "claude-opus-4-6": 4096,
+    "claude-opus-4-5": 4096,
+    "claude-haiku-4-5": 4096,
+    "claude-sonnet-4-6": 2048,
+    "claude-3-5-haiku": 2048,
+    "claude-3-haiku": 2048,
+}
+DEFAULT_MIN_CACHEABLE = 1024
 
 RATE_LIMIT_MESSAGE = "Number of request tokens has exceeded your per-minute rate limit (fake)."
 SPEND_LIMIT_MESSAGE = (
@@ -191,9 +220,11 @@ class FakeAnthropicServer:
         self,
         responder: Callable[[dict[str, Any]], Reply] | None = None,
         latency: float | Callable[[], float] = 0.0,
+        min_cacheable: int | dict[str, int] | None = None,
     ) -> None:
         self.responder = responder
         self.latency = latency
+        self.min_cacheable = MIN_CACHEABLE if min_cacheable is None else min_cacheable
         self.requests: list[dict[str, Any]] = []  # {"path", "headers" (lower-case), "body", "t" (arrival, monotonic)}
         self.max_in_flight = 0
         self._in_flight = 0
@@ -306,6 +337,13 @@ class FakeAnthropicServer:
             return Reply.error(400, "invalid_request_error", "The fake does not stream"), None
         return self._message_reply(body)
 
+    def minimum_for(self, model: Any) -> int:
+        """The shortest prefix (tokens) this fake caches for ``model``."""
+        if isinstance(self.min_cacheable, int):
+            return self.min_cacheable
+        family = re.sub(r"(-\d{8}|-latest)$", "", str(model or ""))
+        return self.min_cacheable.get(family, DEFAULT_MIN_CACHEABLE)
+
     @staticmethod
     def _authorised(headers: dict[str, str]) -> bool:
         return bool(headers.get("x-api-key")) or "bearer " in headers.get("authorization", "").lower()
@@ -330,7 +368,8 @@ class FakeAnthropicServer:
             except Exception as exc:  # surface test bugs instead of letting the SDK retry them
                 err = Reply.error(500, "api_error", f"fake responder raised {exc!r}")
                 return replace(err, headers={"x-should-retry": "false"}), None
-        cached = _has_cache_control(body)
+        # marked, and long enough: below the model's minimum the API caches nothing, silently
+        cached = _has_cache_control(body) and prefix_tokens >= self.minimum_for(body.get("model"))
         cache_key = json.dumps([body.get("tools"), body.get("system")], sort_keys=True)
         with self._lock:
             cache_hit = cache_key in self._cached_prefixes
