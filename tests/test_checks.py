@@ -413,3 +413,138 @@ def test_a_good_statement_has_no_finding_and_severities_are_fixed() -> None:
     for f in found:
         assert f.severity == ("warning" if f.code in WARNING_CODES else "error")
     assert not set(ERROR_CODES) & set(WARNING_CODES)
+
+
+def _table_codes(text: str, row: int, everything: str = "") -> set[str]:
+    """The codes for `text` held to row `row` of a small table of preferred and alternative
+    agents (a row is read with its caption and column labels; row 2 is the footnote)."""
+    table = ParsedTable(
+        file="nptab99101.html",
+        kind="clinical",
+        caption="Preferred Agents and Criteria in Chronic Kidney Disease",
+        header_rows=[["Condition", "Preferred Agent", "Alternative Agent"]],
+        rows=[["CKD with albuminuria", "ACE inhibitor", "ARB"], ["G2", "60-89 mL/min/1.73 m²", "eGFR"]],
+        sections=["", ""],
+        footnotes=["Chronic kidney disease requires a GFR <60 mL/min/1.73 m² for >3 months."],
+    )
+    parsed = ParsedQuestion(
+        qid="npmcq99101",
+        system="np",
+        document={},
+        objective="Treat chronic kidney disease (CKD).",
+        critique=[
+            "The glomerular filtration rate (GFR) falls with age.",
+            "The estimated glomerular filtration rate (eGFR) is used to stage CKD.",
+        ],
+        key_points=[],
+        tables=[table],
+        skipped_tables=[],
+    )
+    s = Statement(
+        statement=text,
+        id="t:nptab99101:00000000.1",
+        source="table",
+        table_source="nptab99101.html",
+        source_index=row,
+        cloze_candidates=[text.split()[0]],
+    )
+    return {f.code for f in check(s, source_unit(s, parsed), everything or all_source_text(parsed))}
+
+
+def test_negation_added_reads_a_table_rows_caption_and_labels() -> None:
+    # "preferred" is only in the column label, "criteria" only in the caption (and plural)
+    assert "negation_added" in _table_codes("An ACE inhibitor is not the preferred agent in CKD with albuminuria.", 0)
+    assert "negation_added" not in _table_codes("An ACE inhibitor is the preferred agent in CKD with albuminuria.", 0)
+    assert "negation_added" in _table_codes("G2 is not a criterion in chronic kidney disease.", 1)
+    assert "negation_added" not in _table_codes("G2 is a criterion in chronic kidney disease.", 1)
+
+
+def test_negation_added_expands_the_questions_abbreviations() -> None:
+    # the footnote says "GFR"; the statement spells it out
+    assert "negation_added" in _table_codes(
+        "Chronic kidney disease does not require a glomerular filtration rate <60 mL/min/1.73 m² for >3 months.", 2
+    )
+    assert "negation_added" not in _table_codes(
+        "Chronic kidney disease requires a glomerular filtration rate <60 mL/min/1.73 m² for >3 months.", 2
+    )
+    # a verb the row never says ("defined") does not hide the negation of what it does say
+    assert "negation_added" in _table_codes("G2 is not defined by an estimated glomerular filtration rate 60-89.", 1)
+    assert "negation_added" not in _table_codes("G2 is defined by an estimated glomerular filtration rate 60-89.", 1)
+
+
+def test_negation_added_far_into_a_list_and_its_near_misses() -> None:
+    unit = "Diabetes is diagnosed by a hemoglobin A1c ≥6.5%, a fasting plasma glucose ≥126 mg/dL, or an OGTT."
+    assert "negation_added" in against("Diabetes is not diagnosed by a fasting plasma glucose ≥126 mg/dL.", unit)
+    assert "negation_added" not in against("Diabetes is diagnosed by a fasting plasma glucose ≥126 mg/dL.", unit)
+    # the unit negates the same words with another verb
+    ppi = "A proton pump inhibitor reduces high-risk stigmata at endoscopy, although it does not lower mortality."
+    assert "negation_added" not in against(
+        "A proton pump inhibitor reduces stigmata but does not reduce mortality.", ppi
+    )
+    # "should not exceed 10" is a comparator ("limited to 10"), not a negation
+    limit = "Correction should be limited to 8-10 mEq/L in the first 24 hours."
+    assert "negation_added" not in against("Correction should not exceed 8-10 mEq/L in the first 24 hours.", limit)
+    assert "negation_added" in against("Correction should not be limited to 8-10 mEq/L in the first 24 hours.", limit)
+
+
+def test_swapped_abbreviation_in_parentheses() -> None:
+    unit = "Intravenous vancomycin has no role in treating CDI."
+    everything = f"Clostridioides difficile infection (CDI) is common. {unit}"
+
+    def swapped(text: str) -> bool:
+        s = Statement(statement=text, cloze_candidates=["vancomycin"], id="c:00000000.1", source="critique")
+        return "swapped_term" in {f.code for f in check(s, SourceUnit(unit), everything)}
+
+    assert swapped("Intravenous vancomycin has no role in treating Clostridioides difficile infection (CMV).")
+    assert not swapped("Intravenous vancomycin has no role in treating Clostridioides difficile infection (CDI).")
+
+
+def test_swapped_term_beside_the_units_neighbour() -> None:
+    # the unit's term ("adults") is elsewhere in the statement too, but not beside "stable"
+    unit = (
+        "Hospitalized adults, including those in intensive care; <7 g/dL \n Thresholds in Hemodynamically Stable Adults"
+    )
+    assert "swapped_term" in against(
+        "In hemodynamically stable children, the threshold is <7 g/dL in hospitalized adults, including those in "
+        "intensive care.",
+        unit,
+    )
+    assert "swapped_term" not in against(
+        "In hemodynamically stable adults, the threshold is <7 g/dL in hospitalized adults and children.", unit
+    )
+    # naming the unit's term and another across a clause break is no swap
+    both = "Without unequivocal hyperglycemia, two abnormal results are needed."
+    assert "swapped_term" not in against(
+        "When hyperglycemia is not unequivocal, diabetes requires two abnormal results.", both
+    )
+
+
+def test_a_partly_spelled_out_abbreviation_is_no_new_term() -> None:
+    unit = "A restrictive threshold is recommended for stable patients with UGIB and no cardiovascular disease."
+    everything = f"Upper gastrointestinal bleeding (UGIB) is common. {unit}"
+
+    def swapped(text: str) -> bool:
+        s = Statement(statement=text, cloze_candidates=["restrictive"], id="c:00000000.1", source="critique")
+        return "swapped_term" in {f.code for f in check(s, SourceUnit(unit), everything)}
+
+    # "upper GI bleeding" spells out UGIB with "GI" kept; "lower GI bleeding" does not
+    assert not swapped(
+        "A restrictive threshold is advised for patients with upper GI bleeding who have no cardiovascular disease."
+    )
+    assert swapped(
+        "A restrictive threshold is advised for patients with lower GI bleeding who have no cardiovascular disease."
+    )
+
+
+def test_dropped_hedge_across_a_defined_abbreviation() -> None:
+    unit = "Levothyroxine is generally recommended for subclinical hypothyroidism when TSH is ≥10 μU/mL."
+    assert "dropped_hedge" in against(
+        "Levothyroxine is recommended for subclinical hypothyroidism when thyroid-stimulating hormone (TSH) "
+        "is ≥10 μU/mL.",
+        unit,
+    )
+    assert "dropped_hedge" not in against(
+        "Levothyroxine is generally recommended for subclinical hypothyroidism when thyroid-stimulating hormone (TSH) "
+        "is ≥10 μU/mL.",
+        unit,
+    )

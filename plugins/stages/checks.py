@@ -24,7 +24,8 @@ errors
                         its source unit gives it
   negation_lost         the source unit negates what the statement asserts
   negation_added        the statement negates what its source unit says without a negation (and
-                        does not imply one: "only for X", "preferred over Y")
+                        does not imply one: "only for X", "preferred over Y"); a table unit is read
+                        with its caption and column labels, and abbreviations in either form
   direction_flip        the opposite direction of its source unit: higher/lower, increases/
                         decreases, more/less, above/below, excludes/confirms, before/after
   swapped_term          a drug, disease, test, organism or closed-set term (route, sex, acuity,
@@ -174,10 +175,16 @@ def _words(text: str) -> list[str]:
 _BRITISH = re.compile(r"aem|oed|oes|paed|our\b")
 
 
+#: Plurals no suffix rule reads as their singular.
+_IRREGULAR = {"criteria": "criterion", "phenomena": "phenomenon", "bacteria": "bacterium"}
+
+
 def _norm(word: str) -> str:
     """A word as the faithfulness checks compare it: lower case, stemmed, American spelling
-    ('haemorrhage', 'oedema', 'tumour' read as 'hemorrhage', 'edema', 'tumor')."""
+    ('haemorrhage', 'oedema', 'tumour' read as 'hemorrhage', 'edema', 'tumor'), singular
+    ('criteria' read as 'criterion')."""
     low = word.lower().strip("'’-")
+    low = _IRREGULAR.get(low, low)
     if _BRITISH.search(low):
         low = low.replace("aem", "em").replace("oed", "ed").replace("oes", "es").replace("paed", "ped")
         low = re.sub(r"our\b", "or", low) if len(low) > 5 else low
@@ -537,29 +544,65 @@ def _implied(their: list[str], j: int, subject: str | None) -> bool:
     return bool(_COMPARING & set(after)) and subject is not None and subject in their[j + 1 :]
 
 
-def negation_added_findings(text: str, source_text: str) -> list[Finding]:
+_SEGMENT = re.compile(r"[;\n]|\.\s")  # a table's cells and labels, a sentence
+
+
+def _with_aliases(source: str, all_sources: str) -> str:
+    """`source` with the long forms of the abbreviations it uses and the abbreviations of the
+    long forms it spells out, each a segment of its own ('GFR' is 'glomerular filtration rate')."""
+    if not all_sources:
+        return source
+    norms = set(_norms(source))
+    shorts = [short for short, long in aliases(all_sources) if set(_norms(long)) <= norms]
+    return " ; ".join(
+        p for p in (source, _spelled_out(source, all_sources).replace("\n", ";"), " ; ".join(shorts)) if p.strip()
+    )
+
+
+#: Cues that negate a thing rather than say that a claim is false ("X rather than Y", "without Y").
+_NOT_PLAIN = ("rather than", "instead of", "neither", "nor", "without", "no", "avoid", "avoids")
+_NEGATED_COMPARATOR = re.compile(
+    r"(?:to )?(?:exceed\w*|more than|less than|fewer than|greater than|above|below|over|under)\s*[≤≥<>]?\s*\d", re.I
+)
+
+
+def negation_added_findings(text: str, source_text: str, context: str = "", all_sources: str = "") -> list[Finding]:
     """A negation the statement puts on words its source unit says without one (and does not
-    imply: see `_implied`)."""
+    imply: see `_implied`). A table unit is read with its `context` (caption, column labels),
+    which often has the word a row leaves out ('Preferred Agents', 'Criteria for ...'), and
+    with the abbreviations the question defines in either form. The word the negation governs
+    is the first of its scope the unit has, and the unit must have most of the scope."""
     if not source_text:
         return []
-    source = _clean(source_text)
-    their_words = _words(source)
-    their_norms = [_norm(w) for w in their_words]
+    source = _with_aliases(
+        _clean(" ; ".join(p for p in (source_text, context.replace("\n", ";")) if p.strip())), all_sources
+    )
+    their_norms = _norms(source)
     have = set(_content(their_norms))
+    segments = [_norms(seg) for seg in _SEGMENT.split(source)]
     subject = next(iter(_content(_norms(text))), None)
+    plain = [scope for cue, scope, post in _negations(source) if not post and cue.lower() not in _NOT_PLAIN]
     for cue, scope, post in _negations(text):
-        if post or cue.lower() in ("rather than", "instead of", "neither", "nor", "without", "no", "avoid", "avoids"):
+        if post or cue.lower() in _NOT_PLAIN:
             continue
+        if _NEGATED_COMPARATOR.match(scope):
+            continue  # "should not exceed 10 mEq/L" is a comparator ("limited to 10"), the number check's
         governed = _content(_norms(scope))
-        if not governed or governed[0] not in their_norms or len(set(governed) & have) / len(set(governed)) < 0.6:
+        if not governed or len(set(governed) & have) / len(set(governed)) < 0.6:
             continue
+        if any(set(governed[1:]) & set(_content(_norms(sc))) for sc in plain):
+            continue  # the unit negates them with another verb: "reduces X, although it does not lower Y"
+        # "is not defined by an eGFR ...": a verb the unit never says ("G2; 60-89") is no reason to skip
+        head = next(n for n in governed if n in have)
+        rest = set(governed[governed.index(head) + 1 :])
         spots = [
-            j
-            for j, n in enumerate(their_norms)
-            if n == governed[0] and (len(governed) == 1 or governed[1] in their_norms[j + 1 : j + 7])
+            (seg, j)
+            for seg in segments
+            for j, n in enumerate(seg)
+            if n == head and (not rest or rest & set(seg[j + 1 :]))
         ]
-        if spots and not _governed(source, governed[0], post=False, flipped=True):
-            if any(_implied(their_norms, j, subject) for j in spots):
+        if spots and not _governed(source, head, post=False, flipped=True):
+            if any(_implied(seg, j, subject) for seg, j in spots):
                 continue
             return [
                 finding("negation_added", f"the statement says '{cue} {scope}'; its source says it without a negation")
@@ -655,7 +698,9 @@ def hedge_findings(text: str, source_text: str) -> list[Finding]:
     if not source_text:
         return []
     source = _clean(source_text)
-    mine = [(clause, _norms(clause)) for clause in _clauses(text)]
+    # an abbreviation the statement defines in parentheses does not end its clause
+    unbracketed = re.sub(r"\s*\(([A-Z][A-Za-z0-9-]{1,9})\)", r" \1", text)
+    mine = [(clause, _norms(clause)) for clause in _clauses(unbracketed)]
     for m in SOURCE_HEDGE.finditer(source):
         after = cut_at_new_clause(_CLAUSE_BREAK.split(source[m.end() :])[0])
         head = next((n for n in _norms(after) if n not in _FUNCTION_WORDS), None)
@@ -675,15 +720,21 @@ def swapped_findings(text: str, unit: SourceUnit, all_sources: str) -> list[Find
     """A term of a kind (drug, disease, test, organism, route, sex ...) that the source unit
     does not contain, where the unit has another term of that kind in the same place; or a
     unit's drug, disease or organism replaced, word for word, by a word the unit lacks."""
+    if wrong := _misabbreviated(text, all_sources):
+        given, long, short = wrong
+        return [finding("swapped_term", f"abbreviates {long!r} as {given!r}; the question writes it {short!r}")]
     source = _clean(f"{unit.text} \n {unit.context}")
     source = f"{source} \n {_spelled_out(source, all_sources)}"
     mine, theirs = _words(text), _words(source)
     my_norms, their_norms = [_norm(w) for w in mine], [_norm(w) for w in theirs]
     known = set(their_norms)
     known |= {b for a, b in _SYNONYMS if a in known} | {a for a, b in _SYNONYMS if b in known}
+    shorts = {w for w in theirs if _ACRONYM.fullmatch(w)}
     for short, long in aliases(all_sources) if all_sources else ():
         if set(_norms(long)) <= known:
             known.add(_norm(short))
+            shorts.add(short)
+    known |= _partly_spelled(mine, shorts)
     for tag, i1, i2, j1, j2 in SequenceMatcher(None, my_norms, their_norms, autojunk=False).get_opcodes():
         if tag != "replace":
             continue
@@ -704,11 +755,68 @@ def swapped_findings(text: str, unit: SourceUnit, all_sources: str) -> list[Find
         for j, u in enumerate(theirs):
             if (
                 term_category(u) == kind
-                and their_norms[j] not in mine_set
                 and _same_neighbour(my_norms, i, their_norms, j)
+                and (their_norms[j] not in mine_set or _beside(text, my_norms[i], source, their_norms[j]))
             ):
                 return [finding("swapped_term", f"says {w!r} where its source says {u!r}")]
     return []
+
+
+_ACRONYM = re.compile(r"[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*")
+
+
+def _misabbreviated(text: str, all_sources: str) -> tuple[str, str, str] | None:
+    """(abbreviation, long form, the question's abbreviation) when the statement spells out a
+    long form the question defines and gives it another abbreviation: 'heart failure with
+    reduced ejection fraction (HFpEF)' where the question writes it 'HFrEF'."""
+    pairs = aliases(all_sources) if all_sources else ()
+    for short, long in pairs:
+        for m in re.finditer(rf"(?<![\w-]){re.escape(long)}\s*\(([^()\s,;]{{2,10}})\)", text, re.I):
+            given = m.group(1)
+            if given in (short, f"{short}s") or not _ACRONYM.fullmatch(given):
+                continue
+            # the question's own definition of it ("... kidney disease (CKD)" when it also defines "(KD)")
+            if any(s == given and re.search(rf"{re.escape(lf)}\s*\({re.escape(s)}\)", text, re.I) for s, lf in pairs):
+                continue
+            return given, long, short
+    return None
+
+
+def _partly_spelled(words: list[str], shorts: set[str]) -> set[str]:
+    """The normalised abbreviations of `words` that are part of a phrase which spells out one of
+    `shorts` with them kept: 'upper GI bleeding' is 'UGIB' (so 'GI' is no new term)."""
+    wanted = {s.upper() for s in shorts}
+    found: set[str] = set()
+    for a in range(len(words)):
+        for b in range(a + 2, min(a + 6, len(words)) + 1):
+            span = words[a:b]
+            kept = [w for w in span if _ACRONYM.fullmatch(w)]
+            if kept and len(kept) < len(span):
+                spelled = "".join(w.upper() if _ACRONYM.fullmatch(w) else w[0].upper() for w in span)
+                if spelled in wanted:
+                    found |= {_norm(w) for w in kept}
+    return found
+
+
+def _pairs(text: str) -> set[tuple[str, str]]:
+    """Adjacent words (normalised) with no punctuation between them."""
+    out = set()
+    for piece in re.split(r"[,;:()\n.]", text):
+        norms = _norms(piece)
+        out |= set(zip(norms, norms[1:], strict=False))
+    return out
+
+
+def _beside(text: str, mine: str, source: str, theirs: str) -> bool:
+    """Whether the statement has `mine` right beside a content word the unit has right beside
+    `theirs`, on the same side ('stable children' where the unit says 'stable adults'): the
+    swap, even when the statement names the unit's term elsewhere ('... in hospitalized adults')."""
+    mine_pairs, their_pairs = _pairs(text), _pairs(source)
+    return any(
+        (a == mine and (theirs, b) in their_pairs) or (b == mine and (a, theirs) in their_pairs)
+        for a, b in mine_pairs
+        if (b if a == mine else a) not in STOPWORDS
+    )
 
 
 def _inflected(a: str, b: str) -> bool:
@@ -743,7 +851,7 @@ def check(statement: Statement, unit: SourceUnit | str, all_sources: str) -> lis
         *subject_findings(statement, unit),
         *faithfulness_findings(text, all_sources, unit),
         *negation_findings(text, unit.text),
-        *negation_added_findings(text, unit.text),
+        *negation_added_findings(text, unit.text, unit.context, all_sources),
         *direction_findings(text, unit.text),
         *swapped_findings(text, unit, all_sources),
         *hedge_findings(text, unit.text),
