@@ -146,7 +146,11 @@ def test_an_invalid_batch_answer_is_never_cached_and_gets_its_repair_round(
     repairs = [i for batch in items for i in batch if len(i["params"]["messages"]) == 3]
     assert len(repairs) == 1 and repairs[0]["params"]["messages"][0]["content"] == spoiled[0]
     stats = json.loads(bws.cli("cache", "stats", "--json").out)["data"]
-    assert stats["entries"] == len(submitted_ids(server)) - 1  # all but the invalid answer
+    # every request has one entry: the invalid answer is not among them, its request's entry is
+    # the repaired answer (cached under both keys, so a rerun pays nothing)
+    assert stats["entries"] == len(submitted_ids(server))
+    calls = len(server.requests)
+    assert bws.cli("run", "-q", "--force").code == 0 and len(server.requests) == calls
 
 
 # -- interrupts and resume ------------------------------------------------------------------
@@ -352,3 +356,139 @@ def test_state_file_is_the_only_record_and_holds_no_prompt(bws: Workspace, serve
     assert files == [Path("state.json")]
     text = (bws.cache / "batches" / "state.json").read_text()
     assert "critique" not in text.lower() and API_KEY not in text
+
+
+# -- a create whose answer was lost -----------------------------------------------------------
+
+
+@pytest.fixture
+def lws(bws: Workspace) -> Workspace:
+    """The batch workspace (the anthropic provider lists batches: a lost create is found)."""
+    return bws
+
+
+def spawn_until_stalled(ws: Workspace, server: FakeAnthropicServer) -> subprocess.Popen[str]:
+    """`mksap run --batch` as a child, returned while its first create hangs in the fake API."""
+    proc = ws.spawn("run", "--batch", *POLL)
+    if not server.batches.stalled.wait(timeout=60) or proc.poll() is not None:
+        proc.kill()
+        pytest.fail(f"no create reached the API:\n{proc.communicate()[1][-2000:]}")
+    return proc
+
+
+def test_a_create_killed_in_flight_is_found_again_and_never_paid_twice(
+    lws: Workspace, server: FakeAnthropicServer
+) -> None:
+    server.batches.stall_create = "after"  # the API makes the batch, its answer never arrives
+    proc = spawn_until_stalled(lws, server)
+    (pending,) = state(lws)["pending"]  # written before the create was sent
+    keys = load_json(lws.cache / "batches" / "pending" / f"{pending['token']}.json")["keys"]
+    assert state(lws)["batches"] == [] and sorted(keys) == sorted(server.batches.created_ids[0])
+    proc.kill()  # SIGKILL inside the create
+    proc.communicate()
+    server.batches.release()
+    (made,) = server.batches.batches
+
+    listed = lws.cli("batches", "--cache-dir", str(lws.cache))  # ours already, for `mksap batches`
+    assert listed.code == 0, listed.text
+    assert any(line.startswith(made) for line in listed.out.splitlines()), listed.out
+    assert f"made batch {made}" in listed.err
+
+    server.batches.polls_before_end = 0
+    result = lws.cli("run", "--batch", *POLL)
+    assert result.code == 0, result.text
+    assert f"made batch {made}; adopted, its answers will be used" in result.err
+    ids = submitted_ids(server)
+    assert len(ids) == len(set(ids)), "the requests of the lost create were paid for twice"
+    after = state(lws)
+    assert after["pending"] == [] and after["batches"][0]["id"] == made and after["batches"][0]["adopted"]
+    assert not (lws.cache / "batches" / "pending").exists()
+    assert all(lws.output_json(q).exists() for q in lws.qids())
+
+
+@pytest.mark.parametrize("how", ["killed", "failed"])
+def test_a_create_that_never_reached_the_api_is_sent_again_once(
+    lws: Workspace, server: FakeAnthropicServer, how: str
+) -> None:
+    server.batches.stall_create = "before"  # lost before the API did anything
+    proc = spawn_until_stalled(lws, server)
+    if how == "killed":
+        proc.kill()
+        proc.communicate()
+        server.batches.release()
+    else:  # the API answers 500: the outcome of a create is unknown, so it is not retried
+        server.batches.release()
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 2 and "not retried: it may have been done" in err, err[-2000:]
+    assert len(state(lws)["pending"]) == 1 and server.batches.created == 0
+
+    result = lws.cli("run", "--batch", *POLL)
+    assert result.code == 0, result.text
+    assert "never reached the API; its requests go out again" in result.err
+    ids = submitted_ids(server)
+    assert ids and len(ids) == len(set(ids))
+    assert state(lws)["pending"] == []
+
+
+def test_a_create_killed_in_flight_can_be_canceled_before_the_next_run(
+    lws: Workspace, server: FakeAnthropicServer
+) -> None:
+    server.batches.polls_before_end = 10**6
+    server.batches.stall_create = "after"
+    proc = spawn_until_stalled(lws, server)
+    proc.kill()
+    proc.communicate()
+    server.batches.release()
+    (made,) = server.batches.batches
+    canceled = lws.cli("batches", "cancel", made, "--cache-dir", str(lws.cache))
+    assert canceled.code == 0, canceled.text
+    assert f"cancel requested: {made}" in canceled.out
+    assert server.batches.batches[made].status == "canceling"
+
+
+def test_several_batches_that_could_be_the_lost_one_are_told_apart_by_their_results(tmp_path: Path) -> None:
+    """Same size, same minute: only the results' custom_ids say which is ours; while they
+    cannot tell (still processing), the run stops rather than pay twice."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from mksap.batch.api import BatchCounts, BatchInfo, BatchItemResult
+    from mksap.batch.pending import look_up
+    from mksap.batch.state import BatchState, BatchStore, PendingCreate
+
+    keys = [f"{i:064x}" for i in range(3)]
+    store = BatchStore(tmp_path)
+    st = BatchState()
+    pending = PendingCreate.before_create(requests=3, round_no=1, provider="p", model="m")
+    store.begin_create(st, pending, keys)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+
+    def info(batch_id: str, status: str) -> BatchInfo:
+        return BatchInfo(id=batch_id, status=status, counts=BatchCounts(processing=3), created_at=now)  # type: ignore[arg-type]
+
+    class API:
+        def __init__(self, batches: list[BatchInfo], results: dict[str, list[str]]) -> None:
+            self.batches, self.results = batches, results
+
+        async def list_batches(self, since: str) -> list[BatchInfo]:
+            return self.batches
+
+        async def fetch_results(self, batch_id: str, on_item: Any) -> int:
+            for cid in self.results[batch_id]:
+                on_item(BatchItemResult(custom_id=cid, outcome="succeeded"))
+            return len(self.results[batch_id])
+
+    class Runtime:
+        def call(self, coro: Any) -> Any:
+            return asyncio.run(coro)
+
+    theirs = [f"{i:064x}" for i in range(10, 13)]
+    ended = API([info("b1", "ended"), info("b2", "ended")], {"b1": theirs, "b2": keys})
+    assert look_up(ended, Runtime(), st, store, pending).found.id == "b2"  # type: ignore[arg-type, union-attr]
+    running = API([info("b1", "in_progress"), info("b2", "in_progress")], {})
+    lookup = look_up(running, Runtime(), st, store, pending)  # type: ignore[arg-type]
+    assert lookup.found is None and [b.id for b in lookup.candidates] == ["b1", "b2"]
+    assert "may have made any of b1, b2" in lookup.describe(pending)
+    long_ago = "2020-01-01T00:00:00+00:00"
+    old = API([BatchInfo(id="b0", status="ended", counts=BatchCounts(succeeded=3), created_at=long_ago)], {})
+    assert look_up(old, Runtime(), st, store, pending).never_created  # type: ignore[arg-type]

@@ -100,3 +100,15 @@ class SupportsBatches(Protocol):
     """A provider with a batch API."""
 
     def batch_api(self) -> BatchAPI: ...
+
+
+@runtime_checkable
+class ListsBatches(Protocol):
+    """A batch API that can list the account's batches (optional, and strongly advised: it
+    is how a batch whose create answer was lost, e.g. to a SIGKILL, is found again instead of
+    its requests being paid for twice)."""
+
+    async def list_batches(self, since: str) -> list[BatchInfo]:
+        """Every batch created at or after `since` (ISO 8601, UTC), newest first (paging
+        through the API's list until it reaches older ones)."""
+        ...

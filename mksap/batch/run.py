@@ -10,9 +10,11 @@ polled until they end, and their results stored; the next round goes on from the
 ends with the first round that records nothing: by then every answer is in the LLM cache, so a
 plain `mksap run` afterwards makes no call.
 
-Batch ids and results persist under `<cache_dir>/batches/` (`mksap.batch_state`) the moment
-they exist, so a run that is interrupted, or started again the next day, polls the batches it
-already paid for instead of submitting them again.
+Batch ids and results persist under `<cache_dir>/batches/` (`mksap.batch.state`) the moment
+they exist, and a create is recorded as pending before it is sent, so a run that is
+interrupted or killed at any point, or started again the next day, polls the batches it already
+paid for instead of submitting them again (`mksap.batch.pending` finds a batch whose create
+answer was lost).
 """
 
 from __future__ import annotations
@@ -32,13 +34,22 @@ from mksap.batch.api import (
     BatchPendingError,
     SupportsBatches,
 )
-from mksap.batch.state import KEY, BatchRecord, BatchState, BatchStore
+from mksap.batch.pending import look_up
+from mksap.batch.state import KEY, BatchRecord, BatchState, BatchStore, PendingCreate
 from mksap.batch.watch import BatchWatcher
 from mksap.build.progress import choose_progress
 from mksap.build.runner import RunReport, interrupts_as_keyboard
 from mksap.build.runner import run as run_build
 from mksap.build.tasks import Build
-from mksap.contracts.errors import AnswerError, ConfigError, ExitCode, ProviderError, Terminated, exit_code_for
+from mksap.contracts.errors import (
+    AnswerError,
+    ConfigError,
+    ExitCode,
+    MksapError,
+    ProviderError,
+    Terminated,
+    exit_code_for,
+)
 from mksap.contracts.provider import LLMRequest, LLMResponse, Provider
 
 FAILURE_POLICIES = ("fallback", "report")
@@ -186,6 +197,7 @@ class BatchedRun:
         runtime.miss_handler = collector
         try:
             with interrupts_as_keyboard():
+                self.resolve_pending()
                 self._rounds(collector, questions, total, jobs=jobs, force=force)
         except KeyboardInterrupt as e:
             runtime.cancel_all()
@@ -225,16 +237,35 @@ class BatchedRun:
             "run `mksap run --batch` again to continue"
         )
 
+    def resolve_pending(self) -> None:
+        """Creates an earlier run sent without seeing the answer (it was killed meanwhile):
+        adopt the batch each one made, or forget it when it made none (see `batch.pending`)."""
+        for pending in list(self.state.pending):
+            lookup = look_up(self.api, self.build.runtime, self.state, self.store, pending)
+            if lookup.candidates:  # paying again might pay twice; waiting tells them apart
+                raise MksapError(
+                    f"{lookup.describe(pending)}: run `mksap run --batch` again when they have ended "
+                    "(`mksap batches` lists them)"
+                )
+            record = pending.record(lookup.found) if lookup.found is not None else None
+            self.store.end_create(self.state, pending, record)
+            self.notice(lookup.describe(pending) + ("; adopted, its answers will be used" if record else ""))
+
     def submit(self, pending: dict[str, LLMRequest], round_no: int) -> None:
-        """Send `pending` as one or more batches; each is recorded the moment it exists."""
+        """Send `pending` as one or more batches. Each create is recorded before it is sent
+        (with its request keys) and replaced by its batch the moment that exists, so a crash
+        at any point leaves nothing the next run cannot find (`resolve_pending`)."""
         items = [self.api.item(key, request) for key, request in pending.items() if KEY.match(key)]
         for chunk in split(items, self.options.max_requests, self.options.max_bytes):
-            info, interrupt = self._create(chunk)
+            before = PendingCreate.before_create(
+                requests=len(chunk), round_no=round_no, provider=self.provider.name, model=self.provider.model
+            )
+            self.store.begin_create(self.state, before, [item["custom_id"] for item in chunk])
+            info, interrupt = self._create(chunk)  # a ProviderError leaves `before` for the next run
             record = BatchRecord.submitted(
                 info, requests=len(chunk), round_no=round_no, provider=self.provider.name, model=self.provider.model
             )
-            self.state.batches.append(record)
-            self.store.save(self.state)
+            self.store.end_create(self.state, before, record)
             self.watcher.seen_running.add(info.id)
             self._say(f"batch {info.id}: submitted {len(chunk)} request(s) (round {round_no})")
             if interrupt is not None:

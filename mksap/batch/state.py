@@ -1,9 +1,16 @@
 """What a `--batch` run keeps on disk, under `<cache_dir>/batches/`:
 
-  state.json               our batches (id, status, counts, round, fetched or not), and the
-                           request keys whose batch item errored, expired or was canceled
+  state.json               our batches (id, status, counts, round, fetched or not), the
+                           request keys whose batch item errored, expired or was canceled, and
+                           the creates sent whose answer was never seen (`pending`)
+  pending/<token>.json     the request keys of such a create, written before it is sent
   results/<kk>/<key>.json  answers fetched from ended batches, by request key, waiting for the
                            next round's build to validate and cache them
+
+A create is recorded as pending *before* it is sent, and replaced by its batch the moment the
+answer says which: a crash in between (SIGKILL while the create is in flight) leaves the pending
+record, and the next run finds the batch again by listing the API's batches (`resolve`), so its
+requests are never paid for twice and `mksap batches cancel` can still reach it.
 
 A request's batch `custom_id` is its cache key (a SHA-256 hex digest: exactly the 64 characters
 the API allows), so the custom_id -> key mapping is the identity and needs no file.
@@ -18,6 +25,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -48,6 +57,7 @@ class BatchRecord(BaseModel):
     canceled: bool = False
     archived: bool = False
     fetched: bool = False  # results are in the store (or were unavailable)
+    adopted: bool = False  # found again by listing, after a create whose answer was lost
 
     @classmethod
     def submitted(cls, info: BatchInfo, *, requests: int, round_no: int, provider: str, model: str) -> BatchRecord:
@@ -62,6 +72,30 @@ def _seen(info: BatchInfo) -> dict[str, object]:
     return {name: getattr(info, name) for name in BatchInfo.model_fields}
 
 
+class PendingCreate(BaseModel):
+    """A batch create that was sent (or about to be) and whose answer was not seen yet."""
+
+    token: str
+    requests: int
+    round: int
+    provider: str
+    model: str
+    started_at: str  # our clock (UTC), just before the create was sent
+
+    @classmethod
+    def before_create(cls, *, requests: int, round_no: int, provider: str, model: str) -> PendingCreate:
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        return cls(
+            token=uuid.uuid4().hex, requests=requests, round=round_no, provider=provider, model=model, started_at=now
+        )
+
+    def record(self, info: BatchInfo) -> BatchRecord:
+        """The batch this create made (found by `resolve`)."""
+        return BatchRecord.submitted(
+            info, requests=self.requests, round_no=self.round, provider=self.provider, model=self.model
+        ).model_copy(update={"adopted": True})
+
+
 class ItemFailure(BaseModel):
     """Why a request got no answer from its batch."""
 
@@ -74,6 +108,7 @@ class BatchState(BaseModel):
     version: Literal[1] = 1
     batches: list[BatchRecord] = Field(default_factory=list)
     failures: dict[str, ItemFailure] = Field(default_factory=dict)
+    pending: list[PendingCreate] = Field(default_factory=list)
 
     def unfetched(self) -> list[BatchRecord]:
         return [b for b in self.batches if not b.fetched]
@@ -117,6 +152,36 @@ class BatchStore:
 
     def save(self, state: BatchState) -> None:
         write_json(self.state_file, state.model_dump(mode="json"))
+
+    def _pending_path(self, token: str) -> Path:
+        if not re.fullmatch(r"[0-9a-f]{32}", token):
+            raise ValueError(f"not a pending token: {token[:80]!r}")
+        return self.root / "pending" / f"{token}.json"
+
+    def begin_create(self, state: BatchState, pending: PendingCreate, keys: list[str]) -> None:
+        """Record a create before it is sent: its request keys, then the pending record."""
+        write_json(self._pending_path(pending.token), {"keys": keys}, compact=True)
+        state.pending.append(pending)
+        self.save(state)
+
+    def end_create(self, state: BatchState, pending: PendingCreate, record: BatchRecord | None) -> None:
+        """The create's outcome is known: its batch (or None, there is none) replaces it."""
+        state.pending = [p for p in state.pending if p.token != pending.token]
+        if record is not None and all(b.id != record.id for b in state.batches):
+            state.batches.append(record)
+        self.save(state)
+        self._pending_path(pending.token).unlink(missing_ok=True)
+        folder = self.root / "pending"
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+    def pending_keys(self, pending: PendingCreate) -> set[str]:
+        """The request keys of a pending create (empty when its file is gone)."""
+        try:
+            data = json.loads(self._pending_path(pending.token).read_bytes())
+            return {k for k in data.get("keys", []) if isinstance(k, str) and KEY.match(k)}
+        except (OSError, ValueError, AttributeError):
+            return set()
 
     def _result_path(self, key: str) -> Path:
         if not KEY.match(key):  # custom_ids come back from the network: never a path we did not make

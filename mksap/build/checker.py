@@ -25,19 +25,28 @@ def _is_question_file(path: str) -> bool:
     return stem is not None and os.path.basename(head) == stem and QUESTION_ID.match(stem) is not None
 
 
+#: A question file larger than this is digested as plain bytes (streamed), never loaded: the
+#: parse stage refuses it anyway (`max_question_bytes`), and the checker runs for every file
+#: of every invocation, in doit's main thread.
+DIGEST_MAX_BYTES = 64 * 1024 * 1024
+
+
 def source_digest(path: str) -> str:
-    """md5 of a question file's source fields; plain md5 when it is not a JSON object."""
-    if not _is_question_file(path):
+    """md5 of a question file's source fields; plain md5 when it is not a JSON object (or too
+    big, or too deeply nested to digest: whatever the file holds, this never raises on it)."""
+    if not _is_question_file(path) or os.path.getsize(path) > DIGEST_MAX_BYTES:
         return get_file_md5(path)
     try:
         with open(path, "rb") as f:
             doc = json.loads(f.read())
-    except (ValueError, UnicodeDecodeError):
+        if not isinstance(doc, dict):
+            return get_file_md5(path)
+        canonical = json.dumps(source_document(doc), sort_keys=True, ensure_ascii=False).encode()
+    except (ValueError, UnicodeError, RecursionError, MemoryError):
+        # not JSON, a lone surrogate escape, nesting past the recursion limit: the bytes are
+        # the digest (the parse stage says what is wrong with the file)
         return get_file_md5(path)
-    if not isinstance(doc, dict):
-        return get_file_md5(path)
-    canonical = json.dumps(source_document(doc), sort_keys=True, ensure_ascii=False)
-    return "q:" + hashlib.md5(canonical.encode()).hexdigest()
+    return "q:" + hashlib.md5(canonical).hexdigest()
 
 
 class SourceChecker(MD5Checker):

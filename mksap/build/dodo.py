@@ -2,23 +2,28 @@
 
 Read-only doit commands (`list`, `info`, `help`, ...) get the same task graph and nothing
 else: no lock, no fingerprint writes, no signal handler, the garbage collector left alone.
-Only a command that runs tasks takes the build lock and prepares the build like `mksap run`.
+Only a command that runs tasks takes the build lock and prepares the build like `mksap run`,
+and ends like it: a bad setting or bank is one line, a failed question exits 1 (not doit's 2),
+Ctrl-C and SIGTERM exit 130 / 143 with the summary and no traceback (`_interrupt_hook`).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
+import os
 import signal
 import sys
 from typing import Any
 
 from mksap.bank import discover
 from mksap.build.lock import BuildLock
+from mksap.build.plan import check_dependency_db
 from mksap.build.progress import choose_progress
 from mksap.build.runner import RunReport, doit_config, make_reporter, raise_terminated, summary
 from mksap.build.tasks import Build
-from mksap.contracts.errors import MksapError, exit_code_for
+from mksap.contracts.errors import ExitCode, MksapError, Terminated, exit_code_for
 from mksap.settings import load_settings
 
 READ_ONLY_COMMANDS = {"list", "info", "help", "dumpdb", "tabcompletion"}
@@ -36,9 +41,13 @@ def _notice(message: str) -> None:
 
 def dodo_namespace(argv: list[str] | None = None) -> dict[str, Any]:
     argv = sys.argv if argv is None else argv
-    settings = load_settings().settings
-    build = Build.open(settings, notice=_notice)
-    questions = discover(settings.data)
+    try:
+        settings = load_settings().settings
+        build = Build.open(settings, notice=_notice)
+        questions = discover(settings.data)
+    except MksapError as e:  # a bad setting or a missing bank: one line, as `mksap run` says it
+        _notice(f"error: {e}")
+        raise SystemExit(exit_code_for(e)) from None
     if _command(argv) in READ_ONLY_COMMANDS:
         return {"DOIT_CONFIG": doit_config(build, jobs=settings.jobs), **build.task_namespace(questions)}
     return _prepare_run(build, settings.jobs) | build.task_namespace(questions)
@@ -49,6 +58,7 @@ def _prepare_run(build: Build, jobs: int) -> dict[str, Any]:
     gc.disable()  # re-enabled by the reporter once tasks are loaded (see runner.quiet_collector)
     try:
         lock = BuildLock(build.build_dir).acquire()
+        check_dependency_db(build.dep_file)
     except MksapError as e:  # refuse at once, as `mksap run` does: a message, not a traceback
         _notice(f"error: {e}")
         raise SystemExit(exit_code_for(e)) from None
@@ -63,7 +73,46 @@ def _prepare_run(build: Build, jobs: int) -> dict[str, Any]:
     def finished() -> None:
         if report.tasks:
             print(summary(report, build), file=sys.stderr)
+        if report.completed:  # doit ran the whole graph: exit as `mksap run` would
+            # (doit says 2 for a question that failed by a task error, and for every task
+            # downstream of a failed one; mksap says 1 for any failed question)
+            code = ExitCode.ERROR if report.db_error else ExitCode.FAILED if report.failed() else ExitCode.OK
+            _exit(build, lock, code)
 
     atexit.register(finished)
+    sys.excepthook = _interrupt_hook(report, build, lock, sys.excepthook)
     reporter = make_reporter(report, choose_progress(quiet=False), build)
     return {"DOIT_CONFIG": doit_config(build, jobs=jobs, reporter=reporter)}
+
+
+def _interrupt_hook(report: RunReport, build: Build, lock: BuildLock, previous: Any) -> Any:
+    """The end of a plain `doit` run that Ctrl-C or SIGTERM stopped, as `mksap run` ends it.
+
+    doit saves its DB on the way out (its runner's `finally`) and then lets the interrupt
+    propagate out of `DoitMain.run`, uncaught: Python would print a traceback and exit 1. This
+    `sys.excepthook` takes it instead: no traceback, the summary, the calls in flight cancelled,
+    and the exit status of `mksap run` (130 / 143) through `os._exit`, which also ends the
+    worker threads still busy (daemon threads the interpreter would otherwise wait on)."""
+
+    def hook(kind: type[BaseException], error: BaseException, tb: Any) -> None:
+        if not issubclass(kind, KeyboardInterrupt):
+            previous(kind, error, tb)
+            return
+        build.interrupting = True
+        build.runtime.cancel_all()
+        report.interrupted = "SIGTERM" if isinstance(error, Terminated) else "SIGINT"
+        print(summary(report, build), file=sys.stderr)
+        _exit(build, lock, exit_code_for(error))
+
+    return hook
+
+
+def _exit(build: Build, lock: BuildLock, code: int) -> None:
+    """End the process with `code`, after what the exit handlers would have done for us."""
+    with contextlib.suppress(Exception):  # whatever is left to close, the exit status stands
+        build.runtime.close()
+    lock.release()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

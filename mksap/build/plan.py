@@ -7,13 +7,18 @@ for every question, exactly what a run (which rewrites the fingerprint first) wo
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 
+from doit.dependency import DatabaseException
 from doit.loader import load_tasks
 
 from mksap.bank import Question
 from mksap.build.doit_private import open_dependencies, was_ever_run, why_stale
 from mksap.build.tasks import Build
+from mksap.contracts.errors import MksapError
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,10 @@ def plan(build: Build, questions: list[Question], *, force: bool = False) -> lis
     if not build.dep_file.exists():  # nothing was ever built (and opening would create the DB)
         return [PlannedTask(t.name, "forced" if force else "never built") for t in tasks if ":" in t.name]
     fingerprints = {str(build.fingerprint_file(s)): s.name for s in build.stages}
-    deps = open_dependencies(str(build.dep_file))
+    try:
+        deps = open_dependencies(str(build.dep_file))
+    except (sqlite3.Error, DatabaseException) as e:
+        raise MksapError(db_problem(build.dep_file, e)) from None
     planned: dict[str, str] = {}
     target_owner = {t: task.name for task in tasks for t in task.targets}
     try:
@@ -52,3 +60,31 @@ def plan(build: Build, questions: list[Question], *, force: bool = False) -> lis
     finally:
         deps.close()
     return [PlannedTask(name, reason) for name, reason in planned.items()]
+
+
+def db_problem(path: Path, error: Exception) -> str:
+    """One line for a dependency DB that cannot be read or written, and what to do."""
+    cause = " ".join(str(error).rsplit("Original error:", 1)[-1].split()) or type(error).__name__
+    if not path.exists():
+        return (
+            f"the dependency DB {path} was deleted during the run (sqlite3: {cause}); what this run built is not "
+            "recorded: run again (answers already paid for come from the LLM cache)"
+        )
+    return (
+        f"the dependency DB {path} is unusable (sqlite3: {cause}); delete it to start over: every task reruns "
+        "once, and answers already paid for come from the LLM cache"
+    )
+
+
+def check_dependency_db(path: Path) -> None:
+    """Refuse, in one line, a dependency DB that is not a readable SQLite DB (doit would print
+    a traceback); a missing one is fine (doit creates it)."""
+    if not path.exists():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as conn:
+            tables = {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
+            if "doit" in tables:
+                conn.execute("select count(*) from doit").fetchone()
+    except sqlite3.Error as e:
+        raise MksapError(db_problem(path, e)) from None

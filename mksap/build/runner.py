@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import signal
+import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from doit.cmd_base import TaskLoader2
+from doit.dependency import DatabaseException
 from doit.doit_cmd import DoitMain
 from doit.loader import load_tasks
 from doit.task import Task
@@ -22,6 +24,7 @@ from doit.task import Task
 from mksap.bank import Question
 from mksap.build.checker import SourceChecker
 from mksap.build.doit_private import checkpoint_running_build
+from mksap.build.plan import check_dependency_db, db_problem
 from mksap.build.progress import ProgressView, QuietProgress
 from mksap.build.tasks import Build
 from mksap.contracts.errors import ExitCode, MksapError, Terminated, exit_code_for
@@ -37,21 +40,29 @@ class RunReport:
     reasons: dict[str, str] = field(default_factory=dict)
     interrupted: str | None = None
     exit_code: ExitCode = ExitCode.OK
+    db_error: str | None = None  # the dependency DB could not be read or written (one line)
+    completed: bool = False  # doit went through the whole run (not stopped by an interrupt)
 
-    def questions(self, final_stage: str) -> dict[str, Outcome]:
-        """Per question: failed if any of its tasks failed, else the final task's outcome."""
-        result: dict[str, Outcome] = {}
+    def questions(self, final_stage: str) -> dict[str, str]:
+        """Per question: failed if any of its tasks failed, else the final task's outcome;
+        'unfinished' when an interrupt came before its final task (some of its tasks ran)."""
+        result: dict[str, str] = {}
         for name, outcome in self.tasks.items():
             stage, qid = name.split(":", 1)
             if outcome == "failed" or result.get(qid) == "failed":
                 result[qid] = "failed"
             elif stage == final_stage:
                 result[qid] = outcome
+            elif self.interrupted and qid not in result:
+                result[qid] = "unfinished"
         return result
+
+    def failed(self) -> bool:
+        return any(v == "failed" for v in self.tasks.values())
 
     def counts(self, final_stage: str) -> dict[str, int]:
         per_q = self.questions(final_stage)
-        return {k: sum(1 for v in per_q.values() if v == k) for k in ("built", "up-to-date", "failed")}
+        return {k: sum(1 for v in per_q.values() if v == k) for k in ("built", "up-to-date", "failed", "unfinished")}
 
 
 def make_reporter(report: RunReport, progress: ProgressView, build: Build) -> type:
@@ -92,7 +103,11 @@ def make_reporter(report: RunReport, progress: ProgressView, build: Build) -> ty
         def add_success(self, task: Task) -> None:
             # doit has just saved this task's record (main thread, between tasks): a good
             # moment to commit finished work so a SIGKILL does not lose it.
-            checkpoint_running_build()
+            if report.db_error is None:
+                try:
+                    checkpoint_running_build()
+                except (sqlite3.Error, DatabaseException) as e:  # deleted or moved mid-run, disk full
+                    report.db_error = db_problem(build.dep_file, e)
             self._record(task, "built")
 
         def add_failure(self, task: Task, fail: Any) -> None:
@@ -102,7 +117,9 @@ def make_reporter(report: RunReport, progress: ProgressView, build: Build) -> ty
                 if kind == "UnmetDependency":
                     self._record(task, "skipped")
                     return
-                reason = " ".join(fail.get_msg().split())[:300]
+                if build.interrupting:
+                    return  # cut short by the interrupt: neither built nor failed
+                reason = build.record_failure(task.name, fail_line(fail), fail.get_msg())
             self._record(task, "failed", reason)
 
         def skip_uptodate(self, task: Task) -> None:
@@ -121,6 +138,7 @@ def make_reporter(report: RunReport, progress: ProgressView, build: Build) -> ty
             pass
 
         def complete_run(self) -> None:
+            report.completed = not build.interrupting
             progress.finish()
 
     return MksapReporter
@@ -205,19 +223,23 @@ def run(
     """Build the given questions' stale tasks (all of them with `force`)."""
     report = RunReport()
     progress = progress or QuietProgress()
+    check_dependency_db(build.dep_file)
     build.write_fingerprints()
     config = doit_config(build, jobs=jobs, reporter=make_reporter(report, progress, build))
     loader = MksapLoader(build, questions, config)
     args = ["run"] + (["--always-execute"] if force else [])
     try:
         with interrupts_as_keyboard(), quiet_collector():
-            code = DoitMain(loader).run(args)
+            code = _DoitMain(loader, report, build).run(args)
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM as `Terminated`
+        build.interrupting = True  # what the cancelled calls fail with is not a failure
         build.runtime.cancel_all()
         report.interrupted = "SIGTERM" if isinstance(e, Terminated) else "SIGINT"
         report.exit_code = exit_code_for(e)
         return report
-    failed = any(v == "failed" for v in report.tasks.values())
+    if report.db_error is not None:
+        raise MksapError(report.db_error)
+    failed = report.failed()
     # doit exits 2 when a task errored rather than failed; with `continue` that includes every
     # task downstream of a failed one (UnmetDependency). Those are recorded per question above.
     if code not in (0, 1, 2) or "<doit>" in report.reasons or (code == 2 and not failed):
@@ -225,6 +247,37 @@ def run(
         raise MksapError(f"doit could not run the build (exit {code}): {detail}")
     report.exit_code = ExitCode.FAILED if failed else ExitCode.OK
     return report
+
+
+class _DoitMain(DoitMain):
+    """doit's entry point whose `run` command reports a broken dependency DB in one line
+    (`report.db_error`) instead of letting doit print a traceback."""
+
+    def __init__(self, loader: MksapLoader, report: RunReport, build: Build) -> None:
+        super().__init__(loader)
+        self.report, self.build = report, build
+
+    def get_cmds(self) -> Any:
+        cmds = super().get_cmds()
+        report, dep_file = self.report, self.build.dep_file
+
+        class RunCommand(cmds["run"]):  # type: ignore[misc, valid-type]
+            def execute(self, params: Any, args: Any) -> Any:
+                try:
+                    return super().execute(params, args)
+                except (sqlite3.Error, DatabaseException) as e:  # opening it, or the final save
+                    report.db_error = report.db_error or db_problem(dep_file, e)
+                    return 3
+
+        cmds["run"] = RunCommand
+        return cmds
+
+
+def fail_line(fail: Any) -> str:
+    """One line for a failure doit made itself: its message and the exception's last line."""
+    message = " ".join(str(getattr(fail, "message", "") or type(fail).__name__).split())
+    trace = [line for line in "".join(getattr(fail, "traceback", []) or []).splitlines() if line.strip()]
+    return f"{message}: {trace[-1].strip()}" if trace else message
 
 
 def failure_lines(report: RunReport, build: Build) -> list[str]:
@@ -250,10 +303,19 @@ def summary(report: RunReport, build: Build) -> str:
         f"tasks: {ran} ran, {outcomes.count('up-to-date')} up to date"
         + (f", {skipped} not run (an upstream task failed)" if skipped else "")
     )
+    unfinished = f", {counts['unfinished']} unfinished" if counts["unfinished"] else ""
     lines.append(
-        f"{counts['built']} built, {counts['up-to-date']} up to date, {counts['failed']} failed "
+        f"{counts['built']} built, {counts['up-to-date']} up to date, {counts['failed']} failed{unfinished} "
         f"({total} question{'s' if total != 1 else ''})"
     )
+    if build.errors_logged:
+        lines.append(f"{build.errors_logged} error(s) that are not mksap's own: tracebacks in {build.errors_log}")
+    if report.db_error:
+        lines.append(f"error: {report.db_error}")
     if report.interrupted:
-        lines.append(f"interrupted by {report.interrupted}: finished tasks are recorded; run again to continue")
+        built = outcomes.count("built")
+        lines.append(
+            f"interrupted by {report.interrupted}: the {built} task(s) finished are recorded "
+            f"({counts['built']} question(s) complete); run again to continue"
+        )
     return "\n".join(lines)

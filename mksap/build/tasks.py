@@ -6,6 +6,7 @@ Layout of build state (all derived, safe to delete):
   <cache_dir>/build/<system>/<qid>/<stage>.json one artifact per question x stage
   <cache_dir>/build/<system>/<qid>/<stage>.failed  the one-line reason of the last failure
   <cache_dir>/build/doit.sqlite                 doit's dependency DB
+  <cache_dir>/build/errors.log                  tracebacks of errors that are not mksap's own
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +29,7 @@ from pydantic import BaseModel
 from mksap import __version__
 from mksap.atomic import write_if_changed, write_json, write_text
 from mksap.bank import Question
-from mksap.contracts.errors import MksapError, PluginError, ProviderError
+from mksap.contracts.errors import MksapError, PluginError, ProviderError, os_error_line
 from mksap.contracts.output import holds_output
 from mksap.contracts.registry import Registry
 from mksap.contracts.stage import Stage, StageJob, describe
@@ -35,6 +38,8 @@ from mksap.llm.runtime import ProviderRuntime
 from mksap.settings import Settings
 
 DEP_FILE = "doit.sqlite"
+ERRORS_LOG = "errors.log"
+LOG_KEEP = 4_000_000  # bytes: a longer errors.log becomes errors.log.1 at the next run's first error
 
 
 @dataclass
@@ -46,6 +51,10 @@ class Build:
     runtime: ProviderRuntime
     stages: list[Stage] = field(init=False)
     failures_this_run: dict[str, str] = field(default_factory=dict)
+    interrupting: bool = False  # set by the main thread on Ctrl-C / SIGTERM, before calls are cancelled
+    errors_logged: int = 0  # entries this run appended to `errors_log`
+    _log_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _questions: dict[str, Question] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(
@@ -116,7 +125,7 @@ class Build:
     # -- fingerprints -----------------------------------------------------------------------
     def fingerprint_text(self, stage: Stage) -> str:
         """What the stage's fingerprint file holds for the current configuration."""
-        provider, model = self.runtime.identity()
+        provider, model = self.runtime.identity(stage.name)
         payload = {"stage": stage.name, "digest": stage.fingerprint(provider, model)}
         if stage.final:
             payload["output"] = "in-place" if self.settings.in_place else str(self.settings.out)
@@ -167,6 +176,7 @@ class Build:
     def task_namespace(self, questions: list[Question]) -> dict[str, Callable[[], Iterator[dict[str, Any]]]]:
         """`task_<stage>` generators for doit's loader, one subtask per question."""
         namespace: dict[str, Callable[[], Iterator[dict[str, Any]]]] = {}
+        self._questions.update((q.qid, q) for q in questions)
         for stage in self.stages:
 
             def generate(stage: Stage = stage) -> Iterator[dict[str, Any]]:
@@ -189,38 +199,85 @@ class Build:
             question=q,
             settings=self.settings,
             artifacts={need: self.artifact(need, q) for need in stage.needs},
-            llm=self.runtime.complete,
+            llm=partial(self.runtime.complete, stage=stage.name, question=q.qid),
             provenance=self.provenance(),
         )
         try:
             result = stage.run(job)
+            data = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+            target = self.target(stage, q)
+            sweep_temporaries(target)
+            write_json(target, data, compact=not stage.final)
         except ProviderError as e:
             return TaskError(self._fail(stage, q, str(e)))
         except MksapError as e:
             return TaskFailed(self._fail(stage, q, str(e)))
-        data = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
-        target = self.target(stage, q)
-        sweep_temporaries(target)
-        write_json(target, data, compact=not stage.final)
+        except Exception as e:  # not ours (a full disk, a bug): one line here, the traceback in the log
+            if self.interrupting:  # e.g. its call was cancelled: not a failure, nothing to log
+                return TaskError(f"interrupted ({type(e).__name__})")
+            return TaskError(self._fail(stage, q, self.log_unexpected(f"{stage.name}:{q.qid}", e)))
         self.failure_file(stage, q).unlink(missing_ok=True)
         return None
 
     def _fail(self, stage: Stage, q: Question, reason: str) -> str:
+        """Record why the task failed (for `mksap status`), unless the run is being interrupted:
+        what an interrupt cut short (a cancelled call) is not a failure of the question."""
         line = " ".join(reason.split())
-        write_text(self.failure_file(stage, q), line + "\n")
+        if self.interrupting:
+            return f"interrupted ({line})"
+        with contextlib.suppress(OSError):  # a full disk must not hide the reason itself
+            write_text(self.failure_file(stage, q), line + "\n")
         self.failures_this_run[f"{stage.name}:{q.qid}"] = line
         return line
+
+    @property
+    def errors_log(self) -> Path:
+        """Where the traceback of every error that is not mksap's own goes."""
+        return self.build_dir / ERRORS_LOG
+
+    def log_unexpected(self, task: str, error: BaseException) -> str:
+        """The one line of an exception that is not mksap's own (its type and message; an
+        OSError's errno text, a full disk and a read-only file system named as such); its
+        traceback is appended to `errors.log`."""
+        line = os_error_line(error) if isinstance(error, OSError) else f"{type(error).__name__}: {error}"
+        self._log(task, line, "".join(traceback.format_exception(error)))
+        return line
+
+    def record_failure(self, task: str, reason: str, detail: str) -> str:
+        """A task doit itself failed (not through `execute`, e.g. an input file vanished
+        mid-run): its one line recorded like ours, doit's full message in `errors.log`."""
+        stage_name, _, qid = task.partition(":")
+        stage = next((s for s in self.stages if s.name == stage_name), None)
+        q = self._questions.get(qid)
+        line = " ".join(reason.split())
+        self._log(task, line, detail)
+        return self._fail(stage, q, line) if stage is not None and q is not None else line
+
+    def _log(self, task: str, line: str, detail: str) -> None:
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._log_lock:
+            self.errors_logged += 1
+            with contextlib.suppress(OSError):  # the disk may be what is full
+                self.errors_log.parent.mkdir(parents=True, exist_ok=True)
+                if self.errors_logged == 1 and self.errors_log.is_file() and self.errors_log.stat().st_size > LOG_KEEP:
+                    self.errors_log.replace(self.errors_log.with_name(ERRORS_LOG + ".1"))  # one old log kept
+                with self.errors_log.open("a", encoding="utf-8") as log:
+                    log.write(f"--- {stamp} {task}: {line}\n{detail.rstrip()}\n")
 
     @cached_property
     def _provenance(self) -> dict[str, Any]:
         provider, model = self.runtime.identity()
-        return {
+        provenance = {
             "tool": f"mksap {__version__}",
             "provider": provider,
             "model": model,
             "stages": {s.name: s.version for s in self.stages},
             "prompts": {s.name: s.config().get("prompt_version") for s in self.stages if s.uses_llm},
         }
+        per_stage = {s.name: "/".join(self.runtime.identity(s.name)) for s in self.stages if s.uses_llm}
+        if len(set(per_stage.values())) > 1:  # `[stages.<name>]` gave a stage its own model
+            provenance["models"] = per_stage
+        return provenance
 
     def provenance(self) -> dict[str, Any]:
         """What produced an output: tool, provider, model, stage and prompt versions, time."""
@@ -231,7 +288,10 @@ class Build:
         for stage in self.stages:
             path = self.failure_file(stage, q)
             if path.exists():
-                return stage.name, path.read_text(encoding="utf-8").strip()
+                try:
+                    return stage.name, path.read_text(encoding="utf-8", errors="replace").strip()
+                except OSError as e:
+                    return stage.name, f"(its failure record {path} cannot be read: {e.strerror})"
         return None
 
 

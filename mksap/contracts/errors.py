@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     FAILED = 1  # some questions (or checks) failed; everything else was done
     ERROR = 2  # an expected error stopped the command: bad option, setting, input or state
     BUG = 3  # an unexpected exception (a bug): its traceback is printed
+    COST_CAP = 4  # the run stopped at --max-cost: every answer paid for is cached; run again to go on
     LOCKED = 75  # another build holds the build state (sysexits EX_TEMPFAIL)
     INTERRUPTED = 130  # Ctrl-C: finished work is recorded
     TERMINATED = 143  # SIGTERM: finished work is recorded
@@ -44,6 +45,18 @@ class InputError(MksapError):
     """A question file or table cannot be used as input (one question, not the run)."""
 
 
+class LimitError(InputError):
+    """An input is over one of the per-question limits (the `max_*` settings): it fails alone,
+    saying which limit and how to raise it."""
+
+    def __init__(self, subject: str, size: str, setting: str, limit: int) -> None:
+        super().__init__(
+            f"{subject} is {size}, over the {setting} limit of {limit:,}; if it is genuine, raise it with "
+            f"MKSAP_{setting.upper()}=N (or `{setting} = N` in mksap.toml)"
+        )
+        self.setting = setting
+
+
 class StageError(MksapError):
     """A stage ran but produced nothing usable (the model answered badly)."""
 
@@ -54,9 +67,10 @@ class AnswerError(StageError):
     Never cached; the stage gets one repair round with this message before failing.
     """
 
-    def __init__(self, message: str, raw_text: str = "") -> None:
+    def __init__(self, message: str, raw_text: str = "", usage: object | None = None) -> None:
         super().__init__(message)
         self.raw_text = raw_text
+        self.usage = usage  # the `Usage` the provider billed for the unusable answer, if known
 
 
 class ProviderError(MksapError):
@@ -68,6 +82,15 @@ class ProviderStopError(ProviderError):
 
     The runtime stops sending work to that provider for the rest of the run.
     """
+
+
+class CostCapError(ProviderError):
+    """A request was not sent: its estimated cost would take the run past `max_cost`.
+
+    Not a `ProviderStopError`: a fallback provider must not take over the work either.
+    """
+
+    exit_code = ExitCode.COST_CAP
 
 
 class CacheError(MksapError):
@@ -82,6 +105,19 @@ class BuildLockedError(MksapError):
 
 class ExportError(MksapError):
     """An export could not be written."""
+
+
+def os_error_line(error: OSError) -> str:
+    """An OSError as one line that keeps its cause (type, errno text, file), naming the two a
+    user must act on: a full disk and a read-only file system."""
+    import errno
+
+    text = f"{type(error).__name__}: {error}"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"disk full: {text}; free some space, then run again"
+    if error.errno == errno.EROFS:
+        return f"read-only file system: {text}; make it writable or choose another --out / --cache-dir"
+    return text
 
 
 def exit_code_for(error: BaseException) -> ExitCode:

@@ -1,36 +1,36 @@
 """How an export runs: one doit task in the build's dependency DB (basename `export`, name
 `<exporter>:<file name>`). Its `file_dep`s are every output question file of the targets plus
-a small fingerprint of the exporter's version and options; its target is the export file. So
-re-exporting when nothing changed is "up to date" and rewrites nothing.
+a small fingerprint of the exporter's version and options and a copy of the targets' triage
+decisions (`mksap.export.decisions`, applied before the exporter runs); its target is the export
+file. So re-exporting when nothing changed is "up to date" and rewrites nothing, and a new
+decision rewrites it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from doit.cmd_base import TaskLoader2
-from doit.doit_cmd import DoitMain
-from doit.exceptions import TaskFailed
-from doit.loader import load_tasks
-from doit.task import Task
 from pydantic import BaseModel, ValidationError
 
 from mksap import __version__
+from mksap.advice import advised
 from mksap.atomic import write_if_changed, write_json
 from mksap.bank import Question, parse_targets
 from mksap.build.lock import BuildLock
-from mksap.build.progress import QuietProgress
-from mksap.build.runner import RunReport, doit_config, make_reporter
+from mksap.build.single import run_single_task
 from mksap.build.tasks import Build
 from mksap.contracts.errors import ConfigError, ExportError, MksapError
-from mksap.contracts.exporter import Exporter, ExportOptions, ExportQuestion, ExportWritten
+from mksap.contracts.exporter import Exporter, ExportOptions, ExportQuestion, ExportStatement, ExportWritten, selected
 from mksap.contracts.output import NotBuiltError, OutputDocument, holds_output
 from mksap.contracts.registry import Registry
+from mksap.export import decisions as triage
 from mksap.settings import Settings
 
 
@@ -44,6 +44,7 @@ class ExportReport(BaseModel):
     up_to_date: bool
     written: ExportWritten | None = None
     disappeared: list[str] = []
+    carried: dict[str, str] = {}  # old stable id -> the new one that kept its note's GUID
     guids_file: str | None = None
 
 
@@ -64,8 +65,8 @@ def never_built(build: Build, questions: list[Question], targets: list[str]) -> 
     if not missing:
         return
     shown = " ".join(missing[:10]) + (f" (and {len(missing) - 10} more)" if len(missing) > 10 else "")
-    again = " ".join(missing) if len(missing) <= 10 else " ".join(targets)
-    command = f"mksap run {again}".strip()
+    again = missing if len(missing) <= 10 else list(targets)
+    command = advised(build.settings, "run", *again)  # with the user's --data/--out/--cache-dir
     raise ExportError(f"{len(missing)} question(s) never built: {shown}; run: {command} first")
 
 
@@ -77,8 +78,11 @@ class ExportJob:
     options: ExportOptions
     path: Path
     outputs: list[tuple[Question, Path]]
+    state_dir: Path | None = None
+    decisions: dict[str, triage.Decision] = field(default_factory=dict)
     written: ExportWritten | None = None
     disappeared: list[str] = field(default_factory=list)
+    carried: dict[str, str] = field(default_factory=dict)
     error: Exception | None = None
 
     @property
@@ -97,53 +101,33 @@ class ExportJob:
         }
         return json.dumps(payload, sort_keys=True) + "\n"
 
-    def task(self, fingerprint: Path) -> dict[str, Any]:
-        return {
-            "name": self.task_name,
-            "actions": [(self.action, [])],
-            "file_dep": [str(p) for _, p in self.outputs] + [str(fingerprint)],
-            "targets": [str(self.path)],
-            "verbosity": 0,
-        }
-
-    def action(self) -> TaskFailed | None:
-        """The doit action. Errors are kept and raised again once doit returns: expected ones
-        become messages, anything else keeps its traceback."""
+    def action(self) -> str | None:
+        """The task's action (None when it succeeded, else why not). Errors are kept and raised
+        again once doit returns: expected ones become messages, anything else keeps its traceback."""
         try:
             docs = [ExportQuestion.from_document(read_built(p), q.system) for q, p in self.outputs]
+            applied = triage.Applied(questions=triage.annotate(docs, self.decisions))
+            if not self.exporter.reviews:  # a review page shows the decisions, others apply them
+                applied = triage.apply(docs, self.decisions)
+                docs = applied.questions
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.written = self.exporter().export(docs, self.options, self.path)
+            exporter = self.exporter()
+            exporter.state_dir = self.state_dir
+            notes, texts = read_guids(self.path)
+            if texts is None:  # written by an earlier mksap: the file itself still holds the texts
+                texts = {g: text_key(t) for g, t in exporter.read_notes(self.path).items()} if notes else {}
+            self.carried = carry_guids(docs, self.options, notes, texts)
+            self.written = exporter.export(docs, self.options, self.path)
+            if applied.rejected:
+                self.written.skipped["rejected in review"] = applied.rejected
             if self.written.notes is not None:
-                self.disappeared = track_notes(self.path, self.written.notes)
+                self.disappeared = track_notes(self.path, self.written.notes, docs, self.carried)
         except OSError as e:
             reason = e.strerror or str(e)
             self.error = ExportError(f"cannot write {self.path}: {reason}; choose another -o path")
         except Exception as e:
             self.error = e
-        return TaskFailed(str(self.error)) if self.error else None
-
-
-class ExportLoader(TaskLoader2):
-    """doit loader for the one export task."""
-
-    def __init__(self, task: dict[str, Any], config: dict[str, Any]) -> None:
-        super().__init__()
-        self.task, self.doit_cfg = task, config
-
-    def load_doit_config(self) -> dict[str, Any]:
-        return self.doit_cfg
-
-    def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Task]:
-        def task_export() -> Iterable[dict[str, Any]]:
-            yield {
-                "basename": "export",
-                "name": None,
-                "doc": "export files written from the outputs",
-            }
-            yield self.task
-
-        namespace = {"task_export": task_export}
-        return load_tasks(namespace, self.cmd_names, allow_delayed=False, args=pos_args, config=self.config)
+        return str(self.error) if self.error else None
 
 
 def read_built(path: Path) -> OutputDocument:
@@ -158,16 +142,86 @@ def guids_file(path: Path) -> Path:
     return path.with_name(path.name + ".guids.json")
 
 
-def track_notes(path: Path, notes: dict[str, str]) -> list[str]:
-    """Keep `<file>.guids.json` (GUID -> statement) beside the file; return the stable ids of
-    notes the previous export of this file had and this one does not."""
-    sidecar = guids_file(path)
+def text_key(text: str) -> str:
+    """What "the same statement text" compares: the text without case and spacing differences."""
+    return hashlib.sha256(" ".join(text.split()).casefold().encode()).hexdigest()[:16]
+
+
+def read_guids(path: Path) -> tuple[dict[str, str], dict[str, str] | None]:
+    """(GUID -> stable id, GUID -> text key) of the notes the previous export of `path` wrote
+    or kept, from its `<file>.guids.json`; the text keys are None when an earlier mksap wrote
+    it (format 1, no texts)."""
     try:
-        previous: dict[str, str] = json.loads(sidecar.read_text(encoding="utf-8")).get("notes", {})
+        data = json.loads(guids_file(path).read_text(encoding="utf-8"))
+        notes = {str(g): str(sid) for g, sid in {**data.get("kept", {}), **data.get("notes", {})}.items()}
+        texts = data.get("texts")
     except (OSError, ValueError, AttributeError):
-        previous = {}
+        return {}, {}
+    return notes, ({str(g): str(k) for g, k in texts.items()} if isinstance(texts, dict) else None)
+
+
+def carry_guids(
+    questions: list[ExportQuestion], options: ExportOptions, notes: dict[str, str], texts: dict[str, str]
+) -> dict[str, str]:
+    """Give each statement the GUID the previous export of the file gave it (`guid`), so a
+    note keeps its GUID, and so its history, for as long as the file is exported.
+
+    A statement whose stable id the previous export had keeps that id's GUID. A GUID whose
+    stable id is no longer built (an earlier mksap's positional id such as `c03.1`, or an id
+    lost with the build state) goes to the statement of the same question with the same text
+    (case and spacing aside) that the previous export did not have, when exactly one such
+    statement and one such GUID share that text; otherwise it is gone, never handed to
+    another fact. Returns old stable id -> new stable id of the GUIDs handed on."""
+    current = {s.stable_id: s for q in questions for s in q.statements}
+    for guid, sid in notes.items():
+        if sid in current and current[sid].guid is None:
+            current[sid].guid = guid
+    known = set(notes.values())
+    fresh: dict[tuple[str, str], list[ExportStatement]] = defaultdict(list)
+    for q in questions:
+        for s in selected(q, options)[0]:
+            if s.stable_id not in known and s.guid is None:
+                fresh[s.question_id, text_key(s.statement)].append(s)
+    orphans: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    for guid, sid in notes.items():
+        if sid not in current and guid in texts:
+            orphans[sid.partition("/")[0], texts[guid]].append((guid, sid))
+    carried: dict[str, str] = {}
+    for key, olds in orphans.items():
+        news = fresh.get(key, [])
+        if len(olds) == 1 and len(news) == 1:
+            (guid, sid), s = olds[0], news[0]
+            s.guid = guid
+            carried[sid] = s.stable_id
+    return carried
+
+
+def track_notes(
+    path: Path,
+    notes: dict[str, str],
+    questions: Sequence[ExportQuestion] = (),
+    carried: dict[str, str] | None = None,
+) -> list[str]:
+    """Keep `<file>.guids.json` beside the file and return the stable ids of the notes the
+    previous export of the file had and this one has not (`disappeared`). It holds every GUID
+    written with its stable id (`notes`) and its text key (`texts`), the GUIDs handed on to new
+    ids (`carried`), and, in `kept`, the GUIDs of questions this export left out, so the next
+    export that includes them gives them the same GUIDs."""
+    try:
+        data = json.loads(guids_file(path).read_text(encoding="utf-8"))
+        previous = {str(g): str(sid) for g, sid in data.get("notes", {}).items()}
+        before = {**{str(g): str(sid) for g, sid in data.get("kept", {}).items()}, **previous}
+        old_texts = data.get("texts") if isinstance(data.get("texts"), dict) else {}
+    except (OSError, ValueError, AttributeError):
+        previous, before, old_texts = {}, {}, {}
+    exported = {q.question_id for q in questions}
+    kept = {g: sid for g, sid in before.items() if g not in notes and sid.partition("/")[0] not in exported}
+    by_id = {s.stable_id: s.statement for q in questions for s in q.statements}
+    texts = {g: text_key(by_id[sid]) for g, sid in notes.items() if sid in by_id}
+    texts |= {g: str(old_texts[g]) for g in kept if g in old_texts}
     gone = {g: sid for g, sid in previous.items() if g not in notes}
-    write_json(sidecar, {"mksap": 1, "file": path.name, "notes": notes, "disappeared": gone})
+    record = {"mksap": 2, "file": path.name, "notes": notes, "texts": texts, "kept": kept}
+    write_json(guids_file(path), {**record, "disappeared": gone, "carried": carried or {}})
     return sorted(gone.values())
 
 
@@ -203,11 +257,24 @@ def run_export(
     never_built(build, questions, targets)
     path = (output or exporter.default_path()).expanduser().absolute()
     check_writable(path, exporter.default_path().name)
-    job = ExportJob(exporter, opts, path, [(q, build.output_path(q)) for q in questions])
+    outputs = [(q, build.output_path(q)) for q in questions]
+    decided = triage.relevant(triage.load(settings), (q.qid for q in questions))
+    job = ExportJob(exporter, opts, path, outputs, state_dir=build.build_dir / "exports" / name, decisions=decided)
     with BuildLock(settings.build_dir()).acquire():
         fingerprint = build.build_dir / "exports" / f"{name}-{path.name}.json"
         write_if_changed(fingerprint, job.fingerprint())
-        state = run_task(build, job.task(fingerprint), force=force)
+        # the targets' triage decisions: a new one makes the file stale
+        decisions_dep = build.build_dir / "exports" / f"{name}-{path.name}.decisions.json"
+        write_if_changed(decisions_dep, triage.serialise(decided))
+        state = run_single_task(
+            build,
+            "export",
+            job.task_name,
+            job.action,
+            file_dep=[p for _, p in outputs] + [fingerprint, decisions_dep],
+            target=path,
+            force=force,
+        )
     if job.error is not None:
         raise job.error
     return ExportReport(
@@ -218,21 +285,6 @@ def run_export(
         up_to_date=state == "up-to-date",
         written=job.written,
         disappeared=job.disappeared,
+        carried=job.carried,
         guids_file=str(guids_file(path)) if job.written and job.written.notes is not None else None,
     )
-
-
-def run_task(build: Build, task: dict[str, Any], *, force: bool) -> str:
-    """Run one `export` task through doit on the build's dependency DB; its outcome."""
-    full_name = f"export:{task['name']}"  # before doit, which renames the dict it is given
-    report = RunReport()
-    config = doit_config(build, jobs=1, reporter=make_reporter(report, QuietProgress(), build))
-    # Whole-file md5: the build's checker digests only the source fields of question-shaped
-    # files, which would hide changed statements in the outputs this task reads.
-    config["check_file_uptodate"] = "md5"
-    code = DoitMain(ExportLoader(task, config)).run(["run"] + (["--always-execute"] if force else []))
-    state = report.tasks.get(full_name, "failed")
-    if state == "failed" and full_name not in report.reasons:
-        detail = report.reasons.get("<doit>", "see the messages above")
-        raise ExportError(f"doit could not run the export (exit {code}): {detail}")
-    return state

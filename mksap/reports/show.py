@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from mksap.bank import QUESTION_ID
+from mksap.advice import advised
+from mksap.bank import QUESTION_ID, find
 from mksap.contracts.errors import ConfigError
 from mksap.contracts.output import NotBuiltError, OutputDocument
 from mksap.contracts.statements import candidate_spans
@@ -10,15 +11,28 @@ from mksap.settings import Settings
 
 
 def load_output(settings: Settings, qid: str) -> OutputDocument:
+    """The built question `qid`; a `NotBuiltError` that says how to build it (the command to
+    run, with this invocation's locations), or that the bank has no such question."""
     qid = qid.strip().lower()
     if not QUESTION_ID.match(qid):
         raise ConfigError(f"'{qid}' is not a question id like cvmcq24001")
-    base = settings.data if settings.in_place else settings.out
-    path = base / qid[:2] / qid / f"{qid}.json"
+    bank = settings.data.is_dir()
+    question = find(settings.data, qid) if bank else None
+    if question is not None:
+        path = question.json_path if settings.in_place else settings.out / question.system / qid / f"{qid}.json"
+    else:  # not (or no longer) in the bank: an output built earlier can still be shown
+        path = (settings.data if settings.in_place else settings.out) / qid[:2] / qid / f"{qid}.json"
     try:
         return OutputDocument.read(path)
     except NotBuiltError as e:
-        raise NotBuiltError(f"{qid} has not been built ({e}); run: mksap run {qid}") from None
+        if question is None and bank:
+            raise NotBuiltError(
+                f"{qid} is not a question of the bank {settings.data} (no folder {settings.data / qid[:2] / qid}); "
+                f"`{advised(settings, 'status')}` lists its questions"
+            ) from None
+        if question is None:
+            raise NotBuiltError(f"{qid} has not been built ({e}), and the bank {settings.data} is not there") from None
+        raise NotBuiltError(f"{qid} has not been built ({e}); run: {advised(settings, 'run', qid)}") from None
 
 
 def mark(statement: str, candidates: list[str]) -> str:

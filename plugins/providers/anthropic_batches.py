@@ -51,6 +51,22 @@ class AnthropicBatchAPI:
         client = self.provider._client_for_loop()
         return batch_info(await self.provider.retrying(lambda: client.messages.batches.cancel(batch_id)))
 
+    async def list_batches(self, since: str) -> list[BatchInfo]:
+        """Every batch created at or after `since` (ISO time), newest first: how a run finds a
+        batch whose create answer it never saw (mksap.batch.api.ListsBatches)."""
+        client = self.provider._client_for_loop()
+        oldest = datetime.fromisoformat(since)
+        page = await self.provider.retrying(lambda: client.messages.batches.list(limit=100))
+        found: list[BatchInfo] = []
+        while True:
+            for batch in page.data:
+                if batch.created_at < oldest:
+                    return found
+                found.append(batch_info(batch))
+            if not page.has_next_page():
+                return found
+            page = await self.provider.retrying(page.get_next_page)
+
     async def fetch_results(self, batch_id: str, on_item: Callable[[BatchItemResult], None]) -> int:
         import anthropic
 

@@ -16,6 +16,7 @@ from html.parser import HTMLParser
 
 from pydantic import BaseModel, Field
 
+from mksap.contracts.errors import LimitError
 from mksap_plugins.stages.sentences import SUPERSCRIPT, strip_html
 
 _FOOTNOTE_MARK = re.compile(r"^(?:[a-z]|[*†‡§¶#]+)$")
@@ -86,8 +87,9 @@ class _Cell:
 
 
 class _TableHTML(HTMLParser):
-    def __init__(self) -> None:
+    def __init__(self, max_cells: int, where: str) -> None:
         super().__init__(convert_charrefs=True)
+        self.max_cells, self.where, self.cells = max_cells, where, 0
         self.classes: list[str] = []
         self.caption: list[str] = []
         self.section = "tbody"
@@ -110,6 +112,11 @@ class _TableHTML(HTMLParser):
         elif tag == "tr":
             self.rows.append((self.section, []))
         elif tag in ("td", "th"):
+            self.cells += 1
+            if self.cells > self.max_cells:  # every cell takes a slot of the grid at least
+                raise LimitError(
+                    f"table {self.where}", f"more than {self.max_cells:,} cells", "max_table_cells", self.max_cells
+                )
             if not self.rows:
                 self.rows.append((self.section, []))
             self.cell = _Cell(_int(a.get("rowspan")), _int(a.get("colspan")), tag == "th")
@@ -192,22 +199,37 @@ def _clean(parts: list[str]) -> str:
     return re.sub(r"\s+", " ", "".join(parts)).strip()
 
 
-def _grid(rows: list[list[_Cell]]) -> list[list[_Cell | None]]:
-    """Resolve row/col spans: a spanning cell fills every slot it covers."""
+def _grid(rows: list[list[_Cell]], max_cells: int, where: str) -> list[list[_Cell | None]]:
+    """Resolve row/col spans: a spanning cell fills every slot it covers (a row span stops at
+    the last row). Never more than `max_cells` slots: a table of `rowspan="50" colspan="50"`
+    cells fails with a `LimitError` before its grid is built, not after it filled the memory."""
     grid: dict[tuple[int, int], _Cell] = {}
+    height = len(rows)
+    slots = 0
     for r, cells in enumerate(rows):
         c = 0
         for cell in cells:
             while (r, c) in grid:
                 c += 1
-            for dr in range(cell.rowspan):
+            span = min(cell.rowspan, height - r)
+            slots += span * cell.colspan
+            if slots > max_cells:
+                raise LimitError(
+                    f"table {where}",
+                    f"more than {max_cells:,} cells with its spans resolved",
+                    "max_table_cells",
+                    max_cells,
+                )
+            for dr in range(span):
                 for dc in range(cell.colspan):
                     grid.setdefault((r + dr, c + dc), cell)
             c += cell.colspan
     if not grid:
         return []
-    height = len(rows)
     width = max(c for _, c in grid) + 1
+    if height * width > max_cells:
+        size = f"{height:,} rows x {width:,} columns with its spans resolved"
+        raise LimitError(f"table {where}", size, "max_table_cells", max_cells)
     return [[grid.get((r, c)) for c in range(width)] for r in range(height)]
 
 
@@ -244,10 +266,24 @@ def classify(
     return "clinical", "structure"
 
 
-def parse_table(markup: str, file: str, footnotes: list[str] | None = None, *, titled: bool = False) -> ParsedTable:
+def parse_table(
+    markup: str,
+    file: str,
+    footnotes: list[str] | None = None,
+    *,
+    titled: bool = False,
+    max_cells: int = 20_000,
+    max_chars: int = 1_000_000,
+    where: str | None = None,
+) -> ParsedTable:
     """Parse one table file. `footnotes` come from the question's metadata (may hold `<sup>`);
-    `titled` says the metadata gives the table a title (a clinical table's mark)."""
-    parser = _TableHTML()
+    `titled` says the metadata gives the table a title (a clinical table's mark).
+
+    Bounded: more than `max_cells` grid slots, or more than `max_chars` of cell text once the
+    spans are resolved (a spanning cell's text is repeated in every slot it covers), is a
+    `LimitError` naming `where` (default: `file`)."""
+    where = where or file
+    parser = _TableHTML(max_cells, where)
     parser.feed(markup)
     parser.close()
     thead = [cells for section, cells in parser.rows if section == "thead" and cells]
@@ -257,7 +293,11 @@ def parse_table(markup: str, file: str, footnotes: list[str] | None = None, *, t
             thead.append(body.pop(0))
     tfoot_rows = [cells for section, cells in parser.rows if section == "tfoot" and cells]
 
-    header_rows = [[join_paragraphs(c.text_parts()) if c else "" for c in row] for row in _grid(thead)]
+    header_rows = [
+        [join_paragraphs(c.text_parts()) if c else "" for c in row] for row in _grid(thead, max_cells, where)
+    ]
+    budget = _TextBudget(max_chars, where)
+    budget.spend(sum(len(t) for row in header_rows for t in row))
     rows: list[list[str]] = []
     paragraphs: list[list[list[str]]] = []
     sections: list[str] = []
@@ -272,9 +312,11 @@ def parse_table(markup: str, file: str, footnotes: list[str] | None = None, *, t
         sections.append(label)
         marks.append(list(dict.fromkeys(m for c in distinct for m in c.marks)))
 
-    for row in _grid(body):
+    for row in _grid(body, max_cells, where):
         distinct = list(dict.fromkeys(c for c in row if c is not None))
-        texts = [join_paragraphs(c.text_parts()) if c else "" for c in row]
+        text_of = {id(c): join_paragraphs(c.text_parts()) for c in distinct}  # once per cell, not per slot
+        texts = [text_of[id(c)] if c else "" for c in row]
+        budget.spend(2 * sum(len(t) for t in texts))  # once in `rows`, once in `paragraphs`
         if not any(texts):
             continue
         if len(distinct) == 1 and len(row) > 1 and distinct[0].colspan >= len(row):
@@ -306,6 +348,19 @@ def parse_table(markup: str, file: str, footnotes: list[str] | None = None, *, t
         row_marks=marks,
         footnotes=notes,
     )
+
+
+class _TextBudget:
+    """The cell text a parsed table may hold (what its artifact carries), spans resolved."""
+
+    def __init__(self, limit: int, where: str) -> None:
+        self.limit, self.where, self.spent = limit, where, 0
+
+    def spend(self, chars: int) -> None:
+        self.spent += chars
+        if self.spent > self.limit:
+            size = f"more than {self.limit:,} characters of cell text with its spans resolved"
+            raise LimitError(f"table {self.where}", size, "max_table_bytes", self.limit)
 
 
 def footnote_text(note: str) -> str:

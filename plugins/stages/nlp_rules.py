@@ -13,6 +13,7 @@ import re
 from pydantic import BaseModel, Field
 
 from mksap_plugins.stages.quantities import quantities, quantity_spans
+from mksap_plugins.stages.sentences import MAX_SENTENCE_CHARS, chop
 from mksap_plugins.stages.wording import case_wording, negated_spans
 
 STOPWORDS = frozenset(
@@ -42,7 +43,9 @@ WEAK_WORDS = frozenset(
 )
 _ABBREV = re.compile(r"\(([A-Za-z][A-Za-z0-9\-]{1,9}s?)\)")
 _WORD = re.compile(r"[A-Za-z0-9][\w\-–'/]*")
-_LIST = re.compile(r"(?:[^,;:()]+,\s){2,}(?:and|or)\s[^,;:()]+")
+_LIST = re.compile(r"(?:[^,;:()]+,\s){2,}(?:and|or)\s[^,;:()]+")  # what `list_items` finds, linearly
+_DELIMITER = re.compile(r"[,;:()]")
+_LAST_ITEM = re.compile(r"(?:and|or)\s[^,;:()]")
 
 
 class Term(BaseModel):
@@ -75,6 +78,28 @@ class SentenceInfo(BaseModel):
     case_specific: list[str] = Field(default_factory=list, description="wording about the case or the source")
 
 
+def _last_words(text: str, end: int, n: int) -> list[str]:
+    """The last `n` words of `text[:end]`, reading back only as far as they reach (reading the
+    whole text before every abbreviation made this quadratic). Only the first word a window
+    finds may be cut by it, so more than `n` words (or the whole text) settle it."""
+    width = 256
+    while True:
+        start = max(0, end - width)
+        words = [m.group(0) for m in _WORD.finditer(text, start, end)]
+        if start == 0 or len(words) > n:
+            return words[-n:]
+        width *= 4
+
+
+def _long_form(text: str, end: int, first: str) -> str:
+    """The long form: from the last `first` word before `end` to the end, trailing space off."""
+    stop = end
+    while stop > 0 and text[stop - 1].isspace():
+        stop -= 1
+    found = text.rfind(first, 0, stop)
+    return text[found if found >= 0 else max(stop - 1, 0) : stop]
+
+
 def abbreviation_pairs(text: str) -> list[tuple[str, str]]:
     """(long form, short form) pairs written as 'long form (SHORT)'."""
     pairs = []
@@ -83,22 +108,19 @@ def abbreviation_pairs(text: str) -> list[tuple[str, str]]:
         letters = [c.lower() for c in short if c.isalpha()]
         if len(letters) < 2 or not any(c.isupper() for c in short):
             continue
-        words = _WORD.findall(text[: m.start()])[-(len(letters) + 3) :]
+        words = _last_words(text, m.start(), len(letters) + 3)
         # the shortest tail of words whose first word starts with the first letter and whose
         # characters contain the letters in order
         exact = words[-len(letters) :]
         if len(exact) == len(letters) and [w[0].lower() for w in exact] == letters:
-            long = text[: m.start()].rstrip()
-            pairs.append((long[long.rfind(exact[0]) :], short))
+            pairs.append((_long_form(text, m.start(), exact[0]), short))
             continue
         for n in range(1, len(words) + 1):
             tail = words[-n:]
             if tail[0][0].lower() != letters[0]:
                 continue
             if _in_order(letters, " ".join(tail).lower()) and n >= max(1, len(letters) - 3):
-                long = text[: m.start()].rstrip()
-                start = long.rfind(tail[0])
-                pairs.append((long[start:], short))
+                pairs.append((_long_form(text, m.start(), tail[0]), short))
                 break
     return pairs
 
@@ -142,13 +164,49 @@ def _term_like(phrase: str) -> bool:
     return len(phrase) >= 6 or (len(phrase) >= 2 and any(c.isupper() for c in phrase[1:]))
 
 
+def list_items(text: str) -> int | None:
+    """How many items the first enumeration "a, b, and c" (or "..., or c") of `text` has:
+    what `_LIST.search` finds, in one pass (the regex retries every start: quadratic).
+
+    The delimiters `,;:()` cut the text into segments. A match starts with a segment ended by
+    a comma and a whitespace (an item), goes on with at least one more item right after it,
+    and ends in the segment after the last item it takes, which starts with "and " / "or "
+    (the regex is greedy: the last such segment within reach)."""
+    full: list[str] = []  # each segment, with the whitespace after its comma
+    item: list[bool] = []  # ended by a comma and a whitespace
+    pos, n = 0, len(text)
+    for m in _DELIMITER.finditer(text):
+        full.append(text[pos : m.start()])
+        item.append(m.group(0) == "," and m.end() < n and text[m.end()].isspace())
+        pos = m.end()
+    full.append(text[pos:])
+    item.append(False)
+
+    def chained(k: int) -> bool:  # an item right after an item (whose whitespace it lost)
+        return item[k] and len(full[k]) > 1
+
+    s = 0
+    while s < len(full):
+        if not (item[s] and full[s]) or s + 1 >= len(full) or not chained(s + 1):
+            s += 1
+            continue
+        j = s + 1
+        while j < len(full) and chained(j):
+            j += 1
+        last = next((k for k in range(min(j, len(full) - 1), s + 1, -1) if _LAST_ITEM.match(full[k], 1)), None)
+        if last is not None:
+            return last - s + 1
+        s = j  # every start before j reaches the same segments: it fails too
+    return None
+
+
 def atomicity_hints(text: str) -> list[str]:
     """Why a sentence may hold more than one fact."""
     hints = []
     if "; " in text:
         hints.append("semicolon joins clauses")
-    if m := _LIST.search(text):
-        hints.append(f"list of {m.group(0).count(',') + 1} items")
+    if items := list_items(text):
+        hints.append(f"list of {items} items")
     if re.search(r",\s(?:but|whereas|although|while)\s", text):
         hints.append("contrast joins two facts")
     if re.search(r"\bbecause\b|\bso that\b", text):
@@ -161,6 +219,8 @@ def atomicity_hints(text: str) -> list[str]:
 def terms_of(text: str, pairs: list[tuple[str, str]] | None = None) -> list[Term]:
     """Candidate terms only (abbreviation pairs, quantities, phrases): what cloze selection
     needs, without the rest of the analysis."""
+    if len(text) > MAX_SENTENCE_CHARS and pairs is None:
+        return _unique([t for piece in chop(text) for t in terms_of(piece)])
     pairs = abbreviation_pairs(text) if pairs is None else pairs
     terms = [Term(text=f"{long} ({short})", kind="abbreviation") for long, short in pairs]
     terms += [Term(text=q, kind="number") for q in quantity_spans(text)]
@@ -169,7 +229,20 @@ def terms_of(text: str, pairs: list[tuple[str, str]] | None = None) -> list[Term
 
 
 def analyse(text: str) -> SentenceInfo:
-    """The rule-based analysis of one sentence."""
+    """The rule-based analysis of one sentence. A text longer than a sentence can be (a key
+    point with no sentence breaks) is analysed in `chop`ped pieces, so the work stays linear
+    in its length whatever the rules do within a piece."""
+    if len(text) > MAX_SENTENCE_CHARS:
+        parts = [analyse(piece) for piece in chop(text)]
+        return SentenceInfo(
+            text=text,
+            terms=_unique([t for p in parts for t in p.terms]),
+            entities=[e for p in parts for e in p.entities],
+            abbreviations=[a for p in parts for a in p.abbreviations],
+            negations=[g for p in parts for g in p.negations],
+            atomicity=list(dict.fromkeys(h for p in parts for h in p.atomicity)),
+            case_specific=list(dict.fromkeys(c for p in parts for c in p.case_specific)),
+        )
     pairs = abbreviation_pairs(text)
     return SentenceInfo(
         text=text,

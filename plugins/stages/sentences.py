@@ -25,7 +25,15 @@ _GLUED = re.compile(r"(?<=[^\s.])([.!?])(?=[\"'(\[]?(?:[A-Z][a-z]|A\s|[α-ωΑ-�
 # capital letter, a digit or a Greek-letter name ("β-Blockers"), possibly behind an opening
 # quote or bracket.
 _BOUNDARY = re.compile(r"([.!?][\"')\]]*)(\s+)(?=[\"'(\[]?(?:[A-Z0-9]|[α-ωΑ-Ω]-))")
-_LAST_TOKEN = re.compile(r"(\S+?)[\"')\]]*$")
+#: Longest sentence the splitter returns: a longer run of text (a critique with no sentence
+#: breaks) is cut at the last space before it. Real sentences stay well under (the longest in
+#: the reference questions is ~400 characters); the cap keeps every later per-sentence step,
+#: the nlp stage's rules included, linear in the critique however it is written.
+MAX_SENTENCE_CHARS = 1000
+#: How far back the splitter looks for the word before a period (a longer word is judged by
+#: its end): looking at the whole text before it made splitting quadratic.
+_LOOKBACK = 128
+_CLOSERS = "\"')]"
 
 #: Never a sentence end when followed by anything.
 ABBREVIATIONS = frozenset(
@@ -62,14 +70,52 @@ def strip_html(text: str) -> str:
     return _SPACE.sub(" ", html.unescape(text)).strip()
 
 
-def _token_before(text: str, end: int) -> str:
-    """The word that ends at `end` (the position of the end punctuation), minus brackets."""
-    m = _LAST_TOKEN.search(text[:end])
-    return m.group(1).lstrip("(\"'[") if m else ""
+def _token_before(text: str, end: int, floor: int = 0) -> str:
+    """The word that ends at `end` (the position of the end punctuation), minus brackets;
+    looking back at most `_LOOKBACK` characters, and never before `floor`."""
+    window = text[max(floor, end - _LOOKBACK) : end]
+    if not window or window[-1].isspace():
+        return ""
+    run = window.split()[-1]
+    return (run.rstrip(_CLOSERS) or run[0]).lstrip("(\"'[")
+
+
+def _word_before_token(text: str, end: int, floor: int) -> str:
+    """The word before the one that ends at `end` (within the same `_LOOKBACK` window)."""
+    words = text[max(floor, end - 2 * _LOOKBACK) : end].split()
+    return words[-2].strip("(\"'[,;:") if len(words) >= 2 else ""
+
+
+def chop(text: str, limit: int = MAX_SENTENCE_CHARS) -> list[str]:
+    """`text` in pieces of at most `limit` characters, each cut at the last whitespace that
+    keeps it within the limit (a hard cut where there is none). Joined by spaces, the pieces
+    chop back into themselves."""
+    pieces: list[str] = []
+    start, n = 0, len(text)
+    while n - start > limit:
+        cut = max(text.rfind(" ", start, start + limit + 1), text.rfind("\n", start, start + limit + 1))
+        if cut <= start:
+            pieces.append(text[start : start + limit])
+            start += limit
+        else:
+            pieces.append(text[start:cut].rstrip())
+            start = cut + 1
+        while start < n and text[start].isspace():
+            start += 1
+    if start < n:
+        pieces.append(text[start:])
+    return [p for p in pieces if p]
+
+
+#: Abbreviations that are units after a number ("520 ms.", "30 min."): there the period may end
+#: a sentence.
+_UNIT_ABBREVIATIONS = frozenset("ms min max mo mos hr hrs wk wks yr yrs".split())
 
 
 def _is_abbreviation(token: str, prev_word: str, next_text: str) -> bool:
     low = token.lower()
+    if low in _UNIT_ABBREVIATIONS and re.fullmatch(r"[\d.,–-]+", prev_word.strip("(")):
+        return False
     if low in ABBREVIATIONS:
         return True
     if low in NUMBERED and next_text[:1].isdigit():
@@ -101,7 +147,8 @@ def unglue(text: str) -> str:
 def split_sentences(text: str) -> list[str]:
     """Sentences of `text`, after stripping inline HTML and repairing glued paragraphs.
 
-    Idempotent: splitting the sentences joined by spaces gives the same sentences.
+    Idempotent: splitting the sentences joined by spaces gives the same sentences. Linear in
+    `text`, and no sentence is longer than `MAX_SENTENCE_CHARS` (see `chop`).
     """
     text = _SPACE.sub(" ", unglue(strip_html(text))).strip()
     if not text:
@@ -111,11 +158,10 @@ def split_sentences(text: str) -> list[str]:
     for m in _BOUNDARY.finditer(text):
         end = m.end(1)
         if m.group(1)[0] == ".":
-            before = text[start : m.start(1)]
-            token = _token_before(before, len(before))
-            words = before.split()
-            prev_word = words[-2].strip("(\"'[,;:") if len(words) >= 2 else ""
-            if _is_abbreviation(token, prev_word, text[m.end() :]):
+            # windows, not copies of the text so far: linear however long the sentence runs
+            token = _token_before(text, m.start(1), start)
+            prev_word = _word_before_token(text, m.start(1), start)
+            if _is_abbreviation(token, prev_word, text[m.end() : m.end() + 1]):
                 continue
         sentence = text[start:end].strip()
         if any(c.isalnum() for c in sentence):
@@ -126,4 +172,4 @@ def split_sentences(text: str) -> list[str]:
         sentences.append(tail)
     elif tail and sentences:
         sentences[-1] = f"{sentences[-1]} {tail}"
-    return sentences
+    return [piece for sentence in sentences for piece in chop(sentence)]

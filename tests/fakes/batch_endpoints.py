@@ -11,10 +11,18 @@ Endpoints, shaped like the real ones (see the SDK's ``types/messages/message_bat
 - ``POST /v1/messages/batches/{id}/cancel``     ``canceling``; the next retrieve ends it with
                                                every item ``canceled``
 
+The list answers like the real one: ``{"data": [...], "has_more", "first_id", "last_id"}``,
+newest first, each item the very batch object a retrieve returns (the real API lists no
+custom_ids and no metadata: a batch is told apart by its id, created time and request counts).
+
 Scripting (attributes of ``server.batches``): ``polls_before_end`` (read at every retrieve, so
 changing it affects batches already created), ``outcome(custom_id, params)`` returning
 ``"errored"`` / ``"expired"`` to override an item (None: answer it), ``created`` (how many
 batches were created) and ``created_ids`` (custom_ids of every batch, in creation order).
+``stall_create`` makes the next creates hang, so a test can kill the client mid-create:
+``"after"`` creates the batch (the API did the work) and then never answers, ``"before"``
+never creates it; ``stalled`` is set once a create hangs, ``release()`` lets hanging creates
+end (an "after" one answers, a "before" one fails with 500 and creates nothing).
 """
 
 from __future__ import annotations
@@ -99,8 +107,20 @@ class FakeBatches:
         self.created = 0
         self.created_ids: list[list[str]] = []
         self.batches: dict[str, FakeBatch] = {}
+        self.stall_create: str | None = None  # "after" | "before" | None
+        self.stalled = threading.Event()
+        self._release = threading.Event()
         self._lock = threading.Lock()
         self._random = random.Random(20_240_101)
+
+    def release(self) -> None:
+        """Let every hanging create end (and later ones not hang)."""
+        self.stall_create = None
+        self._release.set()
+
+    def _stall(self) -> None:
+        self.stalled.set()
+        self._release.wait(timeout=120)
 
     def end_all(self) -> None:
         """End every batch still processing (as if a day had passed)."""
@@ -154,13 +174,20 @@ class FakeBatches:
             return _error(400, "invalid_request_error", f"custom_id {bad[0]!r} must match {CUSTOM_ID.pattern}")
         if len(set(ids)) != len(ids):
             return _error(400, "invalid_request_error", "custom_id values must be unique within a batch")
+        stall = self.stall_create
+        if stall == "before":
+            self._stall()
+            return _error(500, "api_error", "fake: the create was lost before it was processed")
         results = [{"custom_id": r["custom_id"], "result": self._item_result(r)} for r in requests]
         batch = FakeBatch(id="msgbatch_" + uuid.uuid4().hex[:24], created_at=datetime.now(UTC), results=results)
         with self._lock:
             self.batches[batch.id] = batch
             self.created += 1
             self.created_ids.append([str(i) for i in ids])
-            return 200, batch.as_json(base_url), None, "application/json"
+            answer = batch.as_json(base_url)
+        if stall == "after":
+            self._stall()
+        return 200, answer, None, "application/json"
 
     def _item_result(self, request: dict[str, Any]) -> dict[str, Any]:
         params = request.get("params")
