@@ -640,7 +640,7 @@ def isolated(root: Path) -> Iterator[None]:
         MKSAP_USER_CONFIG=str(root / "none.toml"),
         MKSAP_LLM_CACHE_DIR=str(root / "llm"),
         MKSAP_PROVIDER="offline",
-        MKSAP_KEEP_REJECTED="true",
+        MKSAP_VALIDATE_KEEP_REJECTED="true",
     )
     try:
         yield

@@ -38,6 +38,19 @@ def default_llm_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("mksap")) / "llm"
 
 
+class StageSettings(BaseModel):
+    """`[stages.<name>]`: what one LLM stage asks instead of the run's `provider` and `model`
+    (e.g. a cheaper model for cloze or for validate's repair round)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: str | None = Field(None, description="provider name or fallback chain for this stage")
+    model: str | None = Field(None, description="model name for this stage")
+
+    def __repr__(self) -> str:  # how `mksap config` shows it
+        return ", ".join(f"{k}={v}" for k, v in self.model_dump(exclude_none=True).items()) or "(run default)"
+
+
 class Settings(BaseModel):
     """Every setting mksap reads. Each field is also `MKSAP_<NAME>` and a `mksap.toml` key."""
 
@@ -62,7 +75,22 @@ class Settings(BaseModel):
     rpm: int = Field(1000, ge=0, description="requests per minute limit (0 = none)")
     tpm: int = Field(400_000, ge=0, description="input+output tokens per minute limit (0 = none)")
     call_timeout: float = Field(300.0, gt=0, description="overall deadline for one LLM call, seconds")
-    keep_rejected: bool = Field(False, description="keep statements failing validation, flagged")
+    estimate_with: str = Field(
+        "offline", description="the local provider that answers an --estimate's requests (nothing is sent)"
+    )
+    # Per-question input limits: a question over one fails alone, with a line naming the limit.
+    max_question_bytes: int = Field(2_000_000, ge=1, description="largest question JSON file, bytes")
+    max_critique_chars: int = Field(200_000, ge=1, description="longest critique (and key point), characters")
+    max_table_bytes: int = Field(1_000_000, ge=1, description="largest table file (and its text, spans resolved)")
+    max_table_cells: int = Field(20_000, ge=1, description="largest table grid, rows x columns once spans are resolved")
+    max_nesting: int = Field(100, ge=1, le=500, description="deepest nesting of arrays and objects in a question JSON")
+    max_cost: float | None = Field(
+        None, ge=0, description="USD this run may spend on LLM calls; a request that would pass it is not sent"
+    )
+    stages: dict[str, StageSettings] = Field(
+        default_factory=dict,
+        description="per-stage provider/model: [stages.<name>] model = ... (env MKSAP_STAGES as JSON)",
+    )
 
     # Plugin option layers and the environment they were read with: private, so neither a
     # repr nor a dump ever shows a secret a plugin option holds.
@@ -72,6 +100,15 @@ class Settings(BaseModel):
 
     def build_dir(self) -> Path:
         return self.cache_dir / "build"
+
+    def for_stage(self, stage: str | None) -> Settings:
+        """These settings as stage `stage` sees them: its `[stages.<name>]` provider and model
+        in place of the run's (the same object when the stage has none)."""
+        override = self.stages.get(stage) if stage is not None else None
+        if override is None:
+            return self
+        update = override.model_dump(exclude_none=True)
+        return self.model_copy(update=update) if update else self
 
     def plugin_options(self, plugin: str, model: type[PluginOptionsT]) -> PluginOptionsT:
         """The options of plugin `plugin`, validated against its own model (see `PluginOptions`)."""
@@ -248,6 +285,7 @@ MOVED = {
     "prices": "[plugins.anthropic] prices",
     "prices_date": "[plugins.anthropic] prices_date",
     "nlp_model": "[plugins.nlp] model (or MKSAP_NLP_MODEL)",
+    "keep_rejected": "[plugins.validate] keep_rejected (or MKSAP_VALIDATE_KEEP_REJECTED)",
 }
 
 
@@ -296,7 +334,32 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         raw = env.get(ENV_PREFIX + name.upper())
         if raw is not None and raw != "":
             values[name] = raw
+    if isinstance(values.get("stages"), str):
+        try:
+            values["stages"] = json.loads(values["stages"])
+        except ValueError:
+            raise ConfigError(
+                'MKSAP_STAGES must be JSON, e.g. {"cloze": {"model": "claude-haiku-4-5"}}'
+            ) from None
     return values
+
+
+def _merge(merged: dict[str, Any], name: str, value: Any) -> Any:
+    """A layer's value over the merged ones: `stages` tables merge per stage and key."""
+    if name != "stages" or not isinstance(value, Mapping) or not isinstance(merged.get(name), Mapping):
+        return value
+    combined = {k: dict(v) if isinstance(v, Mapping) else v for k, v in merged[name].items()}
+    for stage, table in value.items():
+        base = combined.get(stage)
+        combined[stage] = {**base, **table} if isinstance(base, Mapping) and isinstance(table, Mapping) else table
+    return combined
+
+
+def check_stage_settings(settings: Settings, stages: list[str]) -> None:
+    """Refuse a `[stages.<name>]` table naming no registered stage (a typo would be ignored)."""
+    unknown = sorted(set(settings.stages) - set(stages))
+    if unknown:
+        raise ConfigError(f"[stages.{unknown[0]}] names no stage; valid: {', '.join(stages)}")
 
 
 def load_settings(
@@ -327,7 +390,7 @@ def load_settings(
     sources: dict[str, str] = {}
     for origin, values in layers:
         for name, value in values.items():
-            merged[name] = value
+            merged[name] = _merge(merged, name, value)
             sources[name] = f"env {ENV_PREFIX}{name.upper()}" if origin == "env" else origin
 
     try:

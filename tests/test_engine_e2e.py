@@ -334,7 +334,7 @@ def test_config_change_reruns_only_the_affected_stage(
 ) -> None:
     ws = built
     before = ws.identities()
-    monkeypatch.setenv("MKSAP_KEEP_REJECTED", "true")
+    monkeypatch.setenv("MKSAP_VALIDATE_KEEP_REJECTED", "true")
 
     dry = planned_tasks(ws.cli("run", "--dry-run").out)
     qids = [q for _, q in ALL]
@@ -354,7 +354,7 @@ def test_config_change_reruns_only_the_affected_stage(
 
     # and the setting is now part of the recorded state: nothing more to do
     assert planned_tasks(ws.cli("run", "--dry-run").out) == {}
-    monkeypatch.delenv("MKSAP_KEEP_REJECTED")
+    monkeypatch.delenv("MKSAP_VALIDATE_KEEP_REJECTED")
     back = planned_tasks(ws.cli("run", "--dry-run").out)
     assert {n.split(":")[0] for n in back} <= {"validate", "assemble"} and back
 

@@ -175,7 +175,7 @@ def test_a_config_change_is_planned_without_writing_its_fingerprint(
 ) -> None:
     assert ws.cli("run", "-q").code == 0
     fingerprints = {p: p.read_bytes() for p in (ws.build_dir / "fingerprints").iterdir()}
-    monkeypatch.setenv("MKSAP_KEEP_REJECTED", "true")  # the validate stage's configuration changes
+    monkeypatch.setenv("MKSAP_VALIDATE_KEEP_REJECTED", "true")  # the validate stage's configuration changes
     dry = ws.cli("run", "--dry-run")
     assert dry.code == 0
     planned = dict(line.split(": ", 1) for line in dry.out.splitlines() if line.count(":") >= 2)

@@ -218,7 +218,7 @@ def test_keep_rejected_keeps_it_in_place_flagged(
     llm: tuple[Workspace, FakeAnthropicServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ws, _ = llm
-    monkeypatch.setenv("MKSAP_KEEP_REJECTED", "true")
+    monkeypatch.setenv("MKSAP_VALIDATE_KEEP_REJECTED", "true")
     assert ws.cli("run", "-q", "cvcor25101").code == 0
     doc = load_json(ws.output_json("cvcor25101"))
     assert doc["rejected_statements"] == []

@@ -25,9 +25,6 @@ from mksap.llm.cache import ResponseCache
 from mksap.llm.estimate import CostEstimate, EstimateCache, EstimateRecorder, Tally, caching_note, summarise
 from mksap.llm.runtime import ProviderRuntime, ResponseStore
 
-#: The local provider that answers the estimate's requests (it answers any request from its context).
-ANSWERER = "offline"
-
 
 def estimate_run(
     build: Build,
@@ -45,15 +42,18 @@ def estimate_run(
     real: ResponseStore | None = None
     if use_cache and not refresh and settings.llm_cache_dir.is_dir():  # never create it
         real = ResponseCache(settings.llm_cache_dir)
-    if ANSWERER not in build.registry.names("provider"):
-        raise ConfigError(f"--estimate answers requests with the '{ANSWERER}' provider, which is not installed")
+    answerer = build.settings.estimate_with  # a local provider: it answers any request from its context
+    if answerer not in build.registry.names("provider") or not build.registry.provider(answerer).local:
+        raise ConfigError(
+            f"--estimate answers requests with the local provider '{answerer}' (estimate_with), which is not installed"
+        )
     notice(f"estimate: {len(questions)} question(s) through the task graph in a temporary build state; nothing is sent")
     with tempfile.TemporaryDirectory(prefix="mksap-estimate-") as tmp:
         scratch = settings.model_copy(update={"cache_dir": Path(tmp) / "cache", "out": Path(tmp) / "out"})
         scratch = scratch.model_copy(update={"in_place": False})
         runtime = ProviderRuntime(scratch, build.registry, cache=EstimateCache(real, tally), notice=notice)
         runtime.budget = None  # nothing is paid
-        runtime.miss_handler = EstimateRecorder(build.registry.provider(ANSWERER)(scratch), tally)
+        runtime.miss_handler = EstimateRecorder(build.registry.provider(answerer)(scratch), tally)
         dry = Build(scratch, build.registry, runtime)
         try:
             report = run_graph(dry, questions, jobs=settings.jobs, force=False, progress=QuietProgress())

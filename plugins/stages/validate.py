@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from mksap.contracts.provider import LLMRequest, Message, schema_of
 from mksap.contracts.stage import Stage, StageJob
 from mksap.contracts.statements import Finding, Statement
+from mksap.settings import PluginOptions
 from mksap_plugins.stages.checks import SourceUnit, check, duplicates
 from mksap_plugins.stages.cloze import ClozedStatements, ClozeStage, finish
 from mksap_plugins.stages.extraction import unit_index
@@ -112,6 +113,12 @@ def _repairable(s: Statement) -> bool:
     return any(f.code != "duplicate" for f in errors(s))
 
 
+class ValidateOptions(PluginOptions):
+    keep_rejected: bool = Field(
+        False, description="keep statements failing validation in place, flagged, instead of setting them aside"
+    )
+
+
 class ValidateStage(Stage):
     """Checks every statement; one LLM repair round for errors; rejects what stays wrong."""
 
@@ -119,9 +126,10 @@ class ValidateStage(Stage):
     version = "3"
     needs = ("parse", "cloze")
     uses_llm = True
+    options_model = ValidateOptions
 
     def config(self) -> dict[str, Any]:
-        return {**load_prompt("repair").fingerprint(), "keep_rejected": self.settings.keep_rejected}
+        return {**load_prompt("repair").fingerprint(), "keep_rejected": self.options.keep_rejected}
 
     def findings(self, statements: list[Statement], parsed: ParsedQuestion) -> list[Statement]:
         """Every statement with its findings (duplicates compared across the question)."""
@@ -146,7 +154,7 @@ class ValidateStage(Stage):
                 updated.append(finish(repaired, fix.cloze_candidates))
             statements = self.findings(updated, parsed)
         attempted = {s.id for s in broken}
-        keep = self.settings.keep_rejected
+        keep = self.options.keep_rejected
         return ValidatedStatements(
             accepted=[s for s in statements if not errors(s) or keep],
             rejected=[s for s in statements if errors(s) and not keep],
