@@ -132,6 +132,20 @@ def test_a_restatement_keeps_the_better_wording() -> None:
     assert drop_restatements([worse], good).statements == []
 
 
+def test_a_key_point_about_another_drug_is_not_a_restatement() -> None:
+    critique = [
+        Statement(
+            statement="Benralizumab reduces exacerbations in severe eosinophilic asthma.", id="c:1.1", source="critique"
+        )
+    ]
+    other = Statement(
+        statement="Mepolizumab reduces exacerbations in severe eosinophilic asthma.", id="k:2.1", source="key_point"
+    )
+    same = other.model_copy(update={"statement": "Benralizumab reduces exacerbations in severe eosinophilic asthma!"})
+    assert drop_restatements([other], critique).statements == [other]  # two drugs, two facts
+    assert drop_restatements([same], critique).statements == []  # the same fact again
+
+
 # -- the LLM path with seeded defects ---------------------------------------------------------
 
 

@@ -78,3 +78,16 @@ def candidate_spans(text: str, candidates: Iterable[str]) -> list[tuple[int, int
         if start >= 0:
             spans.append((start, start + len(cand), index))
     return sorted(spans)
+
+
+def aligned_starts(text: str, cand: str) -> list[int]:
+    """Starts of the occurrences of `cand` in `text` that do not cut a word."""
+    starts, start = [], text.find(cand) if cand else -1
+    while start >= 0:
+        end = start + len(cand)
+        before = text[start - 1] if start else " "
+        after = text[end] if end < len(text) else " "
+        if not ((before.isalnum() and cand[0].isalnum()) or (after.isalnum() and cand[-1].isalnum())):
+            starts.append(start)
+        start = text.find(cand, start + 1)
+    return starts

@@ -38,7 +38,7 @@ from mksap.contracts.exporter import (
     ExportWritten,
     selected,
 )
-from mksap.contracts.statements import candidate_spans
+from mksap.contracts.statements import aligned_starts, candidate_spans
 from mksap_plugins.stages.quantities import paired_quantities
 
 if TYPE_CHECKING:
@@ -138,19 +138,6 @@ def _escape(text: str, inside_cloze: bool = False) -> str:
     return out.replace(":", "&#58;") if inside_cloze else out
 
 
-def _aligned_occurrences(text: str, cand: str) -> list[int]:
-    """Starts of the occurrences of `cand` in `text` that do not cut a word."""
-    starts, start = [], text.find(cand) if cand else -1
-    while start >= 0:
-        end = start + len(cand)
-        before = text[start - 1] if start else " "
-        after = text[end] if end < len(text) else " "
-        if not ((before.isalnum() and cand[0].isalnum()) or (after.isalnum() and cand[-1].isalnum())):
-            starts.append(start)
-        start = text.find(cand, start + 1)
-    return starts
-
-
 def cloze_groups(text: str, candidates: list[str]) -> list[list[tuple[int, int]]]:
     """The spans each cloze number hides, numbered in text order (the first group is c1).
     Each candidate is placed as `candidate_spans` places it (longest first, first free
@@ -166,7 +153,7 @@ def cloze_groups(text: str, candidates: list[str]) -> list[list[tuple[int, int]]
 
     for index, members in list(groups.items()):
         cand = candidates[index]
-        for start in _aligned_occurrences(text, cand):
+        for start in aligned_starts(text, cand):
             if free(start, start + len(cand)):
                 members.append((start, start + len(cand)))
                 taken.append((start, start + len(cand)))

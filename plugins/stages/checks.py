@@ -58,7 +58,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import lru_cache
 
-from mksap.contracts.statements import Finding, Statement
+from mksap.contracts.statements import Finding, Statement, aligned_starts
 from mksap_plugins.stages.nlp_rules import STOPWORDS, abbreviation_pairs, phrases
 from mksap_plugins.stages.quantities import Quantity, canonical_unit, quantities
 from mksap_plugins.stages.wording import (
@@ -245,19 +245,6 @@ def badness(text: str) -> tuple[int, int]:
 # -- cloze candidates -------------------------------------------------------------------------
 
 
-def _aligned_starts(text: str, cand: str) -> list[int]:
-    """Starts of the occurrences of `cand` that do not cut a word."""
-    starts, start = [], text.find(cand)
-    while start >= 0:
-        end = start + len(cand)
-        before = text[start - 1] if start else " "
-        after = text[end] if end < len(text) else " "
-        if not ((before.isalnum() and cand[0].isalnum()) or (after.isalnum() and cand[-1].isalnum())):
-            starts.append(start)
-        start = text.find(cand, start + 1)
-    return starts
-
-
 def cloze_findings(statement: Statement) -> list[Finding]:
     """Candidates are placed as the exporters place them (longest first, each at its first free
     occurrence), but only at whole words: 'dermis' inside 'epidermis' is not an occurrence."""
@@ -276,7 +263,7 @@ def cloze_findings(statement: Statement) -> list[Finding]:
         if all(w in STOPWORDS for w in _TOKEN.findall(cand.lower())):
             found.append(finding("cloze_invalid", f"candidate {cand!r} is only common words"))
             continue
-        starts = _aligned_starts(text, cand)
+        starts = aligned_starts(text, cand)
         free = [s for s in starts if not any(s < e and b < s + len(cand) for b, e in placed)]
         if not starts:
             found.append(finding("cloze_invalid", f"candidate {cand!r} occurs only inside a longer word"))

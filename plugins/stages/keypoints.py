@@ -7,7 +7,7 @@ from typing import Any
 
 from mksap.contracts.stage import Stage, StageJob
 from mksap.contracts.statements import Statement
-from mksap_plugins.stages.checks import NEAR_DUPLICATE, badness, similarity
+from mksap_plugins.stages.checks import NEAR_DUPLICATE, badness, restates
 from mksap_plugins.stages.critique import CritiqueStage
 from mksap_plugins.stages.extraction import (
     ExtractedStatements,
@@ -20,7 +20,7 @@ from mksap_plugins.stages.nlp import NlpAnalysis, NlpStage
 from mksap_plugins.stages.parse import ParsedQuestion, ParseStage
 from mksap_plugins.stages.prompts import load_prompt
 
-__all__ = ["KeyPointsStage", "NEAR_DUPLICATE", "similarity", "drop_restatements"]
+__all__ = ["KeyPointsStage", "NEAR_DUPLICATE", "drop_restatements"]
 
 
 def drop_restatements(found: list[Statement], critique: list[Statement]) -> ExtractedStatements:
@@ -30,13 +30,13 @@ def drop_restatements(found: list[Statement], critique: list[Statement]) -> Extr
     kept: list[Statement] = []
     superseded: list[str] = []
     for s in found:
-        twins = [
-            c for c in critique if c.id not in superseded and similarity(s.statement, c.statement) >= NEAR_DUPLICATE
+        scored = [
+            (score, c) for c in critique if c.id not in superseded and (score := restates(s.statement, c.statement))
         ]
-        if not twins:
+        if not scored:
             kept.append(s)
             continue
-        twin = max(twins, key=lambda c: similarity(s.statement, c.statement))
+        twin = max(scored, key=lambda sc: sc[0])[1]
         if badness(s.statement) < badness(twin.statement):
             kept.append(s)
             superseded.append(twin.id)
@@ -47,7 +47,7 @@ class KeyPointsStage(Stage):
     """Statements from the key points; restatements of critique statements are dropped."""
 
     name = "keypoints"
-    version = "3"
+    version = "4"
     needs = ("parse", "nlp", "critique")
     uses_llm = True
 
