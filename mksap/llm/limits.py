@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mksap.settings import Settings
 
 
 class TokenBucket:
@@ -49,3 +53,13 @@ class RateLimiter:
     async def acquire(self, estimated_tokens: int) -> None:
         await self.requests.take(1)
         await self.tokens.take(estimated_tokens)
+
+
+def http_pool(settings: Settings) -> tuple[Any, Any]:
+    """(timeout, connection limits) for an HTTP provider's SDK client: the overall deadline
+    `call_timeout` (connect within 10 s), and as many connections as calls may be in flight."""
+    import httpx2  # the SDKs' HTTP stack (plain httpx objects are rejected by them)
+
+    seconds, size = settings.call_timeout, settings.max_concurrency
+    timeout = httpx2.Timeout(seconds, connect=min(10.0, seconds))
+    return timeout, httpx2.Limits(max_connections=size + 4, max_keepalive_connections=size)

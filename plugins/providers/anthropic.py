@@ -22,6 +22,7 @@ from pydantic import Field, SecretStr
 
 from mksap.contracts.errors import AnswerError, ProviderError, ProviderStopError
 from mksap.contracts.provider import LLMRequest, LLMResponse, Provider, Usage
+from mksap.llm.limits import http_pool
 from mksap.llm.retry import RetryPolicy, retry_after
 from mksap.llm.tokens import prefix_tokens
 from mksap.settings import PluginOptions, Settings
@@ -124,15 +125,9 @@ class AnthropicProvider(Provider):
                     "or use --provider offline"
                 )
             import anthropic
-            import httpx2  # the SDK's HTTP stack (httpx objects are rejected by it)
 
-            size = self.settings.max_concurrency
-            seconds = self.settings.call_timeout
-            timeout = httpx2.Timeout(seconds, connect=min(10.0, seconds))
-            pool = anthropic.DefaultAsyncHttpxClient(
-                limits=httpx2.Limits(max_connections=size + 4, max_keepalive_connections=size),
-                timeout=timeout,
-            )
+            timeout, limits = http_pool(self.settings)
+            pool = anthropic.DefaultAsyncHttpxClient(limits=limits, timeout=timeout)
             self._client = anthropic.AsyncAnthropic(
                 api_key=key,
                 base_url=self.options.base_url,

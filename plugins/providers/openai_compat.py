@@ -41,6 +41,7 @@ from mksap.contracts.provider import (
     StructuredOutput,
     Usage,
 )
+from mksap.llm.limits import http_pool
 from mksap.llm.retry import RetryPolicy, retry_after
 from mksap.settings import PluginOptions, Settings
 
@@ -203,16 +204,10 @@ class OpenAIProvider(Provider):
                     "no OpenAI API key: set OPENAI_API_KEY or api_key in [plugins.openai] of the user config "
                     "(any non-empty value for a local server), or use --provider offline"
                 )
-            import httpx2  # the SDK's HTTP stack
             import openai
 
-            size = self.settings.max_concurrency
-            seconds = self.settings.call_timeout
-            timeout = httpx2.Timeout(seconds, connect=min(10.0, seconds))
-            pool = openai.DefaultAsyncHttpxClient(
-                limits=httpx2.Limits(max_connections=size + 4, max_keepalive_connections=size),
-                timeout=timeout,
-            )
+            timeout, limits = http_pool(self.settings)
+            pool = openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeout)
             self._client = openai.AsyncOpenAI(
                 api_key=key,
                 base_url=self._base_url(),
