@@ -207,7 +207,9 @@ def test_plain_doit_keeps_finished_tasks_on_sigterm(ws: Workspace) -> None:
     # dodo.py turns SIGTERM into an interrupt, so doit stops in order (not killed outright by
     # the signal): it saves its records, dodo prints its summary, and the exit is a failure
     assert proc.returncode not in (0, -signal.SIGTERM), f"exit {proc.returncode}:\n{err[-2000:]}"
-    assert task_counts(err)[0] >= 100, err[-2000:]
+    # 100 parse files were on disk; doit may not yet have taken in the results of the tasks in
+    # flight in its worker threads (at most one each)
+    assert task_counts(err)[0] >= 100 - JOBS, err[-2000:]
     audit_files(ws)
     written = {f"{stage}:{qid}" for qid in ws.qids() for stage, path in ws.task_files(qid).items() if path.is_file()}
     remaining = planned_tasks(ws.cli("run", "--dry-run").out)
@@ -216,7 +218,7 @@ def test_plain_doit_keeps_finished_tasks_on_sigterm(ws: Workspace) -> None:
     # every finished task was recorded, except those whose result doit had not taken in yet
     # when the signal came: at most one per worker thread
     assert len(written - recorded) <= JOBS, sorted(written - recorded)
-    assert len(recorded) >= 100 and remaining
+    assert len(recorded) >= 100 - JOBS and remaining
 
     before = ws.identities()
     rerun = ws.doit()
