@@ -33,24 +33,50 @@ def export(ws: Workspace, *args: str) -> Result:
     return ws.cli(*args, *ws.location_flags(), locations=False)
 
 
+def table_content(ws: Workspace, system: str, qid: str, name: str) -> bytes:
+    """A question's table file, spacing aside: what tells two copies of one table apart from
+    two tables with the same name."""
+    return b" ".join((ws.data / system / qid / "tables" / name).read_bytes().split())
+
+
 def accepted(ws: Workspace) -> dict[str, dict[str, Any]]:
-    """stable id -> statement (+ qid, system, kind) of every accepted, unflagged statement."""
+    """stable id -> statement (+ qid, system, kind, and `qids`, `systems`: every question that
+    uses it) of every accepted, unflagged statement, as the exports write them: a statement of
+    a table copied into several questions (same content, same row unit, same text) once, under
+    the first of them in question order."""
     found: dict[str, dict[str, Any]] = {}
-    for path in sorted(ws.out.glob("*/*/*.json")):
+    first: dict[tuple[bytes, str, str], str] = {}  # a table statement's identity -> its stable id
+    for path in sorted(ws.out.glob("*/*/*.json"), key=lambda p: p.name):
         doc = load_json(path)
+        qid, system = doc["question_id"], path.parent.parent.name
         groups = [(doc["true_statements"][k], kind) for k, kind in KINDS.items()]
         groups.append((doc["table_statements"]["statements"], "table"))
         for statements, kind in groups:
             for s in statements:
-                if not any(f["severity"] == "error" for f in s["findings"]):
-                    sid = f"{doc['question_id']}/{s['id']}"
-                    found[sid] = {
-                        **s,
-                        "qid": doc["question_id"],
-                        "system": path.parent.parent.name,
-                        "kind": kind,
-                    }
+                if any(f["severity"] == "error" for f in s["findings"]):
+                    continue
+                sid = f"{qid}/{s['id']}"
+                if kind == "table":
+                    unit = s["id"].removeprefix(f"t:{s['table_source'].removesuffix('.html')}:")
+                    key = (table_content(ws, system, qid, s["table_source"]), unit, s["statement"])
+                    if key in first:
+                        copy = found[first[key]]
+                        copy["qids"].append(qid)
+                        copy["systems"] = sorted({*copy["systems"], system})
+                        continue
+                    first[key] = sid
+                found[sid] = {**s, "qid": qid, "system": system, "kind": kind, "qids": [qid], "systems": [system]}
     return found
+
+
+def note_tags(s: dict[str, Any], state: str = "ok") -> set[str]:
+    """The tags of a statement's note (several questions and systems: a shared table's)."""
+    return {
+        *(f"mksap::{system}" for system in s["systems"]),
+        *(f"mksap::{qid}" for qid in s["qids"]),
+        f"mksap::source::{s['kind']}",
+        f"mksap::validation::{state}",
+    }
 
 
 def collection(apkg: Path, tmp: Path) -> sqlite3.Connection:
@@ -120,17 +146,16 @@ def test_anki_deck_note_type_fields_clozes_tags_decks_guids(
         numbers = sorted({int(n) for n, _ in clozes})
         assert numbers == list(range(1, len(numbers) + 1)) and note["cards"] == len(numbers)
         assert html.unescape(CLOZE.sub(lambda m: m.group(2), note["text"])) == s["statement"]
-        assert note["tags"] == {
-            f"mksap::{s['system']}",
-            f"mksap::{s['qid']}",
-            f"mksap::source::{s['kind']}",
-            "mksap::validation::ok",
-        }
+        assert note["tags"] == note_tags(s)
         assert note["decks"] == {f"MKSAP::{s['system']}"}
         assert note["guid"] == genanki.guid_for("mksap", s["qid"], s["id"])
-        assert note["source"].startswith(f"{s['qid']} · {s['system']} · ")
+        assert note["source"].startswith(f"{', '.join(s['qids'])} · {', '.join(s['systems'])} · ")
         assert html.unescape(note["extra"]) == (s["extra_field"] or "")
     assert len({n["guid"] for n in found.values()}) == len(found)
+    # the examples copy one table into a cv and an np question: its statements are one note each
+    shared = {sid: s for sid, s in expected.items() if len(s["qids"]) > 1}
+    assert shared and all(s["qids"] == ["cvmcq24102", "npmcq24102"] for s in shared.values())
+    assert f"{len(shared)} copies of statements of tables shared by several questions written once" in result.out
 
 
 def test_rebuild_that_rephrases_keeps_guid_and_nothing_changed_is_up_to_date(
@@ -241,13 +266,38 @@ def test_csv_is_anki_text_import_and_parses_back(built: Workspace, tmp_path: Pat
             s = by_guid[guid]
             assert deck == f"MKSAP::{s['system']}" and CLOZE.search(text), text
             assert html.unescape(CLOZE.sub(lambda m: m.group(2), text)) == s["statement"]
-            assert set(tags.split()) == {
-                f"mksap::{s['system']}",
-                f"mksap::{s['qid']}",
-                f"mksap::source::{s['kind']}",
-                "mksap::validation::ok",
-            }
-            assert f"{s['qid']}/{s['id']}" in back
+            assert set(tags.split()) == note_tags(s)
+            assert f"{', '.join(s['qids'])} · {', '.join(s['systems'])} · " in back
+            assert back.endswith(f" · {s['qid']}/{s['id']}")
+
+
+def test_csv_carries_the_guids_its_file_gave_and_the_summary_counts_them(built: Workspace, tmp_path: Path) -> None:
+    """A CSV note keeps the GUID its file gave it (the same GUID function as the .apkg's): here
+    one an earlier mksap gave under a positional id, handed on by its text."""
+    from mksap.export.run import text_key
+
+    path = tmp_path / "notes.csv"
+    expected = accepted(built)
+    texts = [(s["qid"], s["statement"]) for s in expected.values()]
+    sid, s = next((k, s) for k, s in expected.items() if texts.count((s["qid"], s["statement"])) == 1)
+    old = f"{s['qid']}/c99.1"
+    sidecar = {
+        "mksap": 2,
+        "file": path.name,
+        "notes": {"kept-guid": old},
+        "texts": {"kept-guid": text_key(s["statement"])},
+    }
+    path.with_name("notes.csv.guids.json").write_text(json.dumps(sidecar), encoding="utf-8")
+    result = export(built, "export", "csv", "-o", str(path))
+    assert result.code == 0, result.text
+    assert "1 note(s) keep their GUID under their statement's new id" in result.out
+    rows = list(
+        csv.reader([x for x in path.read_text(encoding="utf-8").splitlines() if not x.startswith("#")], delimiter="\t")
+    )
+    guids = {r[3].rsplit(" · ", 1)[1]: r[0] for r in rows}
+    assert guids[sid] == "kept-guid"
+    assert all(g == genanki.guid_for("mksap", *k.split("/", 1)) for k, g in guids.items() if k != sid)
+    assert load_json(path.with_name("notes.csv.guids.json"))["carried"] == {old: sid}
 
 
 def test_jsonl_one_statement_per_line(built: Workspace, tmp_path: Path) -> None:
@@ -255,8 +305,11 @@ def test_jsonl_one_statement_per_line(built: Workspace, tmp_path: Path) -> None:
     path = tmp_path / "statements.jsonl"
     assert export(built, "export", "jsonl", "-o", str(path)).code == 0
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    assert {f"{r['question_id']}/{r['statement_id']}" for r in records} == set(accepted(built))
+    expected = accepted(built)
+    assert {f"{r['question_id']}/{r['statement_id']}" for r in records} == set(expected)
     for r in records:
+        s = expected[f"{r['question_id']}/{r['statement_id']}"]
+        assert [c["question_id"] for c in r["shared_with"]] == s["qids"][1:]
         assert {
             "system",
             "source",

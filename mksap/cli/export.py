@@ -177,11 +177,28 @@ def render(report: ExportReport) -> str:
         f"wrote {report.path}: {written.items} {report.unit} from {report.questions} questions"
         + (f" (left out: {left_out})" if left_out else "")
     ]
+    if report.shared:
+        lines.append(
+            f"{report.shared} copies of statements of tables shared by several questions written once, "
+            "naming every question that uses the table"
+        )
     if report.guids_file:
         gone = len(report.disappeared)
         lines.append(
             f"{gone} note(s) of the previous export are gone (listed in {report.guids_file})"
             if gone
             else "no note of the previous export is gone"
+        )
+    if report.carried:
+        lines.append(
+            f"{len(report.carried)} note(s) keep their GUID under their statement's new id "
+            f"(listed under 'carried' in {report.guids_file})"
+        )
+    if report.merged:
+        lines.append(
+            f"{len(report.merged)} note(s) of the previous export are now part of the note of another question "
+            "that uses the same table; Anki keeps those old copies, with their own review history, until you "
+            f"delete them (listed under 'merged_into' in {report.guids_file})"
+            + (f"; find them in Anki's browser with: {report.merged_search}" if report.merged_search else "")
         )
     return "\n".join(lines)

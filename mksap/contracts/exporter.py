@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar, Generic, Literal, TypeVar
 
@@ -35,8 +36,34 @@ class StatementDecision(BaseModel):
     )
 
 
+class StatementCopy(BaseModel):
+    """Another question's copy of a statement of a shared table, written as the same note."""
+
+    question_id: str
+    system: str
+    statement_id: str
+    guid: str | None = Field(None, description="the GUID the previous export of the file gave this copy's note")
+
+    @property
+    def stable_id(self) -> str:
+        return f"{self.question_id}/{self.statement_id}"
+
+
+def shared_table_key(table_digest: str, statement_id: str, table_source: str | None, text: str) -> str:
+    """What makes two table statements one: the table's content, the row unit and index the
+    statement comes from (its id without the `t:<table stem>:` prefix, so the file name does
+    not count) and its text. Never the question."""
+    stem = (table_source or "").removesuffix(".html")
+    unit = statement_id.removeprefix(f"t:{stem}:")
+    return f"{table_digest}:{unit}:{text_digest(text)}"
+
+
 class ExportStatement(BaseModel):
-    """One statement of a built question, with what every exporter needs beside it."""
+    """One statement of a built question, with what every exporter needs beside it.
+
+    A statement of a table copied into several questions comes once per export: the core
+    merges the copies (`mksap.export.shared`) into the one that keeps its note, and lists the
+    others in `copies`; an exporter writes it once, for every question in `question_ids`."""
 
     question_id: str
     system: str
@@ -57,11 +84,30 @@ class ExportStatement(BaseModel):
     decision: StatementDecision | None = Field(
         None, description="the stored triage decision on this statement (set by the core), if any"
     )
+    share_key: str | None = Field(
+        None,
+        description="set on table statements by the core (`shared_table_key()`): statements of several questions "
+        "with the same key are copies of one statement of one table",
+    )
+    copies: list[StatementCopy] = Field(
+        default_factory=list,
+        description="the other questions' copies of this statement, merged into it by the core: one note",
+    )
 
     @property
     def stable_id(self) -> str:
         """`<qid>/<statement id>`: the statement's identity across rebuilds (not its text)."""
         return f"{self.question_id}/{self.statement_id}"
+
+    @property
+    def question_ids(self) -> list[str]:
+        """Every question this statement is written for (more than one: a shared table's), sorted."""
+        return sorted({self.question_id, *(c.question_id for c in self.copies)})
+
+    @property
+    def systems(self) -> list[str]:
+        """The systems of `question_ids`, sorted."""
+        return sorted({self.system, *(c.system for c in self.copies)})
 
     @property
     def source_digest(self) -> str:
@@ -82,24 +128,30 @@ class ExportQuestion(BaseModel):
     statements: list[ExportStatement]
 
     @classmethod
-    def from_document(cls, doc: OutputDocument, system: str) -> ExportQuestion:
-        """The exporters' view of one built question."""
+    def from_document(cls, doc: OutputDocument, system: str, tables: Mapping[str, str] | None = None) -> ExportQuestion:
+        """The exporters' view of one built question. `tables` maps the file name of each of
+        its tables to a digest of the file's content (`mksap.export.shared.table_digests`):
+        its table statements then get their `share_key`."""
         qid = doc.question_id
-        statements = [
-            ExportStatement(
-                question_id=qid,
-                system=system,
-                statement_id=s.id,
-                source=s.source,
-                table_source=s.table_source,
-                statement=s.statement,
-                extra_field=s.extra_field,
-                cloze_candidates=s.cloze_candidates,
-                findings=s.findings,
-                flagged=rejected or any(f.severity == "error" for f in s.findings),
+        tables = tables or {}
+        statements = []
+        for s, rejected in doc.statements():
+            digest = tables.get(s.table_source or "") if s.source == "table" else None
+            statements.append(
+                ExportStatement(
+                    question_id=qid,
+                    system=system,
+                    statement_id=s.id,
+                    source=s.source,
+                    table_source=s.table_source,
+                    statement=s.statement,
+                    extra_field=s.extra_field,
+                    cloze_candidates=s.cloze_candidates,
+                    findings=s.findings,
+                    flagged=rejected or any(f.severity == "error" for f in s.findings),
+                    share_key=shared_table_key(digest, s.id, s.table_source, s.statement) if digest else None,
+                )
             )
-            for s, rejected in doc.statements()
-        ]
         provenance = doc.mksap.provenance
         return cls(
             question_id=qid,
@@ -176,6 +228,13 @@ class Exporter(ABC, Generic[OptionsT]):
         """Write `path` atomically (`mksap.atomic.write_bytes`, or a temporary file in the same
         folder then `os.replace`) from the built questions. Raise `ExportError` when the data
         cannot be exported; an `OSError` while writing is reported as an unwritable path."""
+
+    @classmethod
+    def search(cls, stable_ids: list[str]) -> str | None:
+        """An Anki search (the browser's search box) that finds the notes of these statements
+        as this exporter wrote them, to tell the user where notes it no longer writes are (the
+        copies of a shared table merged into one note). The default knows none."""
+        return None
 
     def read_notes(self, path: Path) -> dict[str, str]:
         """GUID -> statement text (plain, as built) of the notes in a file this exporter wrote

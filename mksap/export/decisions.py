@@ -8,6 +8,10 @@ statement it was made on; once a rebuild from a changed source gives that statem
 text, the decision "needs a new look": it is reported and not applied (the built statement is
 used) until it is decided again.
 
+A statement of a table copied into several questions is one statement to decide on
+(`mksap.export.shared`): a decision on any copy applies to all of them, the newest one
+when copies were decided differently.
+
 Format (both files)::
 
     {"mksap": 1, "kind": "decisions",
@@ -27,7 +31,8 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from mksap.atomic import write_text
 from mksap.bank import Question
 from mksap.contracts.errors import InputError
-from mksap.contracts.exporter import ExportQuestion, StatementDecision
+from mksap.contracts.exporter import ExportQuestion, ExportStatement, StatementDecision
+from mksap.export.shared import copy_groups, table_digests
 from mksap.settings import Settings
 
 if TYPE_CHECKING:
@@ -142,14 +147,27 @@ def relevant(decisions: dict[str, Decision], qids: Iterable[str]) -> dict[str, D
     return {sid: d for sid, d in decisions.items() if sid.partition("/")[0] in wanted}
 
 
+#: Which of two decisions made at the same time on copies of one statement wins.
+_WEIGHT = {"accept": 0, "edit": 1, "reject": 2}
+
+
 def annotate(questions: list[ExportQuestion], decisions: dict[str, Decision]) -> list[ExportQuestion]:
-    """Each statement with its stored decision (`decision`), whether still current or not."""
+    """Each statement with its stored decision (`decision`), whether still current or not.
+    The copies of a shared table's statement all get the same one: the newest current
+    decision on any of them (else the newest that needs a new look)."""
     for q in questions:
         for s in q.statements:
             d = decisions.get(s.stable_id)
             if d is not None:
                 current = d.source_digest == s.source_digest
                 s.decision = StatementDecision(action=d.action, text=d.text, at=d.at, current=current)
+    for group in copy_groups(questions):
+        made = [s.decision for s in group if s.decision is not None]
+        pool = [d for d in made if d.current] or made
+        if pool:
+            chosen = max(pool, key=lambda d: (d.at or "", _WEIGHT[d.action]))
+            for s in group:
+                s.decision = chosen.model_copy()
     return questions
 
 
@@ -159,6 +177,15 @@ def apply(questions: list[ExportQuestion], decisions: dict[str, Decision]) -> Ap
     needs a new look is not applied. A statement a reader accepted or edited is no longer
     flagged: the reader has looked at it."""
     result = Applied(questions=[])
+    counted: set[str] = set()  # a shared table's statement counts once, however many copies
+
+    def once(s: ExportStatement) -> int:
+        if s.share_key is None:
+            return 1
+        new = s.share_key not in counted
+        counted.add(s.share_key)
+        return int(new)
+
     for q in annotate(questions, decisions):
         keep = []
         for s in q.statements:
@@ -167,18 +194,18 @@ def apply(questions: list[ExportQuestion], decisions: dict[str, Decision]) -> Ap
                 keep.append(s)
                 continue
             if not d.current:
-                result.needs_new_look += 1
+                result.needs_new_look += once(s)
                 keep.append(s)
                 continue
             if d.action == "reject":
-                result.rejected += 1
+                result.rejected += once(s)
                 continue
             if d.action == "edit" and d.text is not None:
                 text = d.text.strip()
                 s = s.model_copy(
                     update={"statement": text, "cloze_candidates": [c for c in s.cloze_candidates if c in text]}
                 )
-                result.edited += 1
+                result.edited += once(s)
             keep.append(s.model_copy(update={"flagged": False}))
         result.questions.append(q.model_copy(update={"statements": keep}))
     return result
@@ -189,14 +216,17 @@ def review_counts(questions: list[ExportQuestion], decisions: dict[str, Decision
     decision needs a new look."""
     statements = decided = 0
     stale: list[str] = []
+    seen: set[str] = set()  # a shared table's statement is one to review, however many copies
     for q in annotate(questions, decisions):
         for s in q.statements:
+            if s.share_key in seen or s.decision is None and s.flagged:
+                continue
+            if s.share_key is not None:
+                seen.add(s.share_key)
             if s.decision is not None and not s.decision.current:
                 stale.append(s.stable_id)
             elif s.decision is not None:
                 decided += 1
-            elif s.flagged:
-                continue
             statements += 1
     undecided = statements - decided - len(stale)
     return ReviewCounts(
@@ -238,7 +268,7 @@ def built_questions(output_paths: Iterable[tuple[Question, Path]]) -> list[Expor
         if not holds_output(path):
             continue
         try:
-            found.append(ExportQuestion.from_document(OutputDocument.read(path), q.system))
+            found.append(ExportQuestion.from_document(OutputDocument.read(path), q.system, table_digests(q)))
         except NotBuiltError:
             continue
     return found

@@ -1,5 +1,6 @@
 """How an export runs: one doit task in the build's dependency DB (basename `export`, name
-`<exporter>:<file name>`). Its `file_dep`s are every output question file of the targets plus
+`<exporter>:<file name>`). Its `file_dep`s are every output question file of the targets and
+their table files (which tell the copies of a shared table apart, `mksap.export.shared`), plus
 a small fingerprint of the exporter's version and options and a copy of the targets' triage
 decisions (`mksap.export.decisions`, applied before the exporter runs); its target is the export
 file. So re-exporting when nothing changed is "up to date" and rewrites nothing, and a new
@@ -31,6 +32,7 @@ from mksap.contracts.exporter import Exporter, ExportOptions, ExportQuestion, Ex
 from mksap.contracts.output import NotBuiltError, OutputDocument, holds_output
 from mksap.contracts.registry import Registry
 from mksap.export import decisions as triage
+from mksap.export import shared
 from mksap.settings import Settings
 
 
@@ -45,6 +47,9 @@ class ExportReport(BaseModel):
     written: ExportWritten | None = None
     disappeared: list[str] = []
     carried: dict[str, str] = {}  # old stable id -> the new one that kept its note's GUID
+    shared: int = 0  # copies of shared tables' statements written as one (see mksap.export.shared)
+    merged: dict[str, str] = {}  # a copy the previous export wrote as its own note -> the one written now
+    merged_search: str | None = None  # an Anki search that finds those former notes
     guids_file: str | None = None
 
 
@@ -83,6 +88,8 @@ class ExportJob:
     written: ExportWritten | None = None
     disappeared: list[str] = field(default_factory=list)
     carried: dict[str, str] = field(default_factory=dict)
+    shared: int = 0
+    merged: dict[str, str] = field(default_factory=dict)
     error: Exception | None = None
 
     @property
@@ -105,7 +112,9 @@ class ExportJob:
         """The task's action (None when it succeeded, else why not). Errors are kept and raised
         again once doit returns: expected ones become messages, anything else keeps its traceback."""
         try:
-            docs = [ExportQuestion.from_document(read_built(p), q.system) for q, p in self.outputs]
+            docs = [
+                ExportQuestion.from_document(read_built(p), q.system, shared.table_digests(q)) for q, p in self.outputs
+            ]
             applied = triage.Applied(questions=triage.annotate(docs, self.decisions))
             if not self.exporter.reviews:  # a review page shows the decisions, others apply them
                 applied = triage.apply(docs, self.decisions)
@@ -117,11 +126,15 @@ class ExportJob:
             if texts is None:  # written by an earlier mksap: the file itself still holds the texts
                 texts = {g: text_key(t) for g, t in exporter.read_notes(self.path).items()} if notes else {}
             self.carried = carry_guids(docs, self.options, notes, texts)
-            self.written = exporter.export(docs, self.options, self.path)
+            merged = shared.merge(docs)  # after carry_guids: the copy the file already holds keeps its note
+            self.shared = len(merged.into)
+            self.written = exporter.export(merged.questions, self.options, self.path)
             if applied.rejected:
                 self.written.skipped["rejected in review"] = applied.rejected
             if self.written.notes is not None:
-                self.disappeared = track_notes(self.path, self.written.notes, docs, self.carried)
+                self.disappeared, self.merged = track_notes(
+                    self.path, self.written.notes, merged.questions, self.carried, merged
+                )
         except OSError as e:
             reason = e.strerror or str(e)
             self.error = ExportError(f"cannot write {self.path}: {reason}; choose another -o path")
@@ -148,12 +161,13 @@ def text_key(text: str) -> str:
 
 
 def read_guids(path: Path) -> tuple[dict[str, str], dict[str, str] | None]:
-    """(GUID -> stable id, GUID -> text key) of the notes the previous export of `path` wrote
-    or kept, from its `<file>.guids.json`; the text keys are None when an earlier mksap wrote
-    it (format 1, no texts)."""
+    """(GUID -> stable id, GUID -> text key) of the notes the previous export of `path` wrote,
+    kept or merged, from its `<file>.guids.json`; the text keys are None when an earlier mksap
+    wrote it (format 1, no texts)."""
     try:
         data = json.loads(guids_file(path).read_text(encoding="utf-8"))
-        notes = {str(g): str(sid) for g, sid in {**data.get("kept", {}), **data.get("notes", {})}.items()}
+        known = {**data.get("kept", {}), **data.get("merged", {}), **data.get("notes", {})}
+        notes = {str(g): str(sid) for g, sid in known.items()}
         texts = data.get("texts")
     except (OSError, ValueError, AttributeError):
         return {}, {}
@@ -201,28 +215,43 @@ def track_notes(
     notes: dict[str, str],
     questions: Sequence[ExportQuestion] = (),
     carried: dict[str, str] | None = None,
-) -> list[str]:
+    merged: shared.Merged | None = None,
+) -> tuple[list[str], dict[str, str]]:
     """Keep `<file>.guids.json` beside the file and return the stable ids of the notes the
-    previous export of the file had and this one has not (`disappeared`). It holds every GUID
-    written with its stable id (`notes`) and its text key (`texts`), the GUIDs handed on to new
-    ids (`carried`), and, in `kept`, the GUIDs of questions this export left out, so the next
-    export that includes them gives them the same GUIDs."""
+    previous export of the file wrote and this one has not (`disappeared`), and the copies
+    of shared tables' statements among them (`merged`: their statement is now written as
+    another copy's note) with the stable id written instead.
+
+    The file holds every GUID written with its stable id (`notes`) and its text key (`texts`),
+    the GUIDs handed on to new ids (`carried`), in `kept` the GUIDs of questions this export
+    left out, and in `merged` those of copies merged into another copy's note, so the next
+    export that includes them (or no longer merges them) gives them the same GUIDs."""
     try:
         data = json.loads(guids_file(path).read_text(encoding="utf-8"))
         previous = {str(g): str(sid) for g, sid in data.get("notes", {}).items()}
-        before = {**{str(g): str(sid) for g, sid in data.get("kept", {}).items()}, **previous}
+        earlier = {**data.get("kept", {}), **data.get("merged", {})}
+        before = {**{str(g): str(sid) for g, sid in earlier.items()}, **previous}
         old_texts = data.get("texts") if isinstance(data.get("texts"), dict) else {}
     except (OSError, ValueError, AttributeError):
         previous, before, old_texts = {}, {}, {}
+    retired = merged.retired if merged is not None else {}
+    into = merged.into if merged is not None else {}
     exported = {q.question_id for q in questions}
-    kept = {g: sid for g, sid in before.items() if g not in notes and sid.partition("/")[0] not in exported}
+    kept = {
+        g: sid
+        for g, sid in before.items()
+        if g not in notes and g not in retired and sid.partition("/")[0] not in exported
+    }
     by_id = {s.stable_id: s.statement for q in questions for s in q.statements}
-    texts = {g: text_key(by_id[sid]) for g, sid in notes.items() if sid in by_id}
+    by_id |= {c.stable_id: s.statement for q in questions for s in q.statements for c in s.copies}
+    texts = {g: text_key(by_id[sid]) for g, sid in {**retired, **notes}.items() if sid in by_id}
     texts |= {g: str(old_texts[g]) for g in kept if g in old_texts}
-    gone = {g: sid for g, sid in previous.items() if g not in notes}
-    record = {"mksap": 2, "file": path.name, "notes": notes, "texts": texts, "kept": kept}
-    write_json(guids_file(path), {**record, "disappeared": gone, "carried": carried or {}})
-    return sorted(gone.values())
+    gone = {g: sid for g, sid in previous.items() if g not in notes and g not in retired}
+    now_merged = {sid: into[sid] for g, sid in retired.items() if g in previous}
+    record = {"mksap": 2, "file": path.name, "notes": notes, "texts": texts, "kept": kept, "merged": retired}
+    extra = {"disappeared": gone, "carried": carried or {}, "merged_into": {sid: into[sid] for sid in retired.values()}}
+    write_json(guids_file(path), {**record, **extra})
+    return sorted(gone.values()), now_merged
 
 
 def run_export(
@@ -271,7 +300,7 @@ def run_export(
             "export",
             job.task_name,
             job.action,
-            file_dep=[p for _, p in outputs] + [fingerprint, decisions_dep],
+            file_dep=[p for _, p in outputs] + [t for q, _ in outputs for t in q.tables] + [fingerprint, decisions_dep],
             target=path,
             force=force,
         )
@@ -286,5 +315,8 @@ def run_export(
         written=job.written,
         disappeared=job.disappeared,
         carried=job.carried,
+        shared=job.shared,
+        merged=job.merged,
+        merged_search=exporter.search(sorted(job.merged)) if job.merged else None,
         guids_file=str(guids_file(path)) if job.written and job.written.notes is not None else None,
     )

@@ -4,6 +4,10 @@ The note type and deck ids are fixed (derived from names, never from time), and 
 GUID comes from its question id and the statement's stable id, never from its text: importing
 a newer deck updates the notes already in Anki instead of adding duplicates.
 
+A statement of a table copied into several questions is one note (the core merges the copies,
+`mksap.export.shared`): tagged with every question and system that uses the table, its Source
+naming them all, in the deck of the question that keeps the note.
+
 A note's modification time is when its content last changed in mksap, not the export time
 (genanki stamps every note with the latter). Anki's import updates a note only when the
 incoming one is newer, so an unchanged note never overwrites what the user edited in Anki,
@@ -194,19 +198,33 @@ def cloze_text(
 
 
 def source_line(s: ExportStatement) -> str:
+    """`<qid> · <system> · <kind>[ · <table>]`; a shared table's note names every question
+    and system (`cvmcq24102, npmcq24102 · cv, np · table · cvtab24101.html`)."""
     kind = s.source.replace("_", " ")
-    parts = [s.question_id, s.system, kind] + ([s.table_source] if s.table_source else [])
+    parts = [", ".join(s.question_ids), ", ".join(s.systems), kind] + ([s.table_source] if s.table_source else [])
     return " · ".join(parts)
 
 
 def tags(s: ExportStatement) -> list[str]:
+    """The note's mksap tags: its systems, its questions (several for a shared table), its
+    source kind and its validation state."""
     state = "flagged" if s.flagged else "ok"
     return [
-        f"mksap::{s.system}",
-        f"mksap::{s.question_id}",
+        *(f"mksap::{system}" for system in s.systems),
+        *(f"mksap::{qid}" for qid in s.question_ids),
         f"mksap::source::{s.source}",
         f"mksap::validation::{state}",
     ]
+
+
+def search_literal(text: str) -> str:
+    """`text` inside a quoted term of Anki's search syntax: its wildcards and quotes escaped."""
+    return re.sub(r'([\\"*_])', r"\\\1", text)
+
+
+def field_search(field: str, values: list[str], pattern: str = "{}") -> str:
+    """An Anki search for the notes whose `field` matches `pattern` with one of `values`."""
+    return " OR ".join(f'"{field}:{pattern.format(search_literal(v))}"' for v in values)
 
 
 def note_rows(
@@ -231,7 +249,7 @@ class AnkiExporter(Exporter[AnkiOptions]):
     """An Anki deck (.apkg): one cloze note per statement, one subdeck per system."""
 
     name = "anki"
-    version = "1"
+    version = "2"  # 2: a shared table's statements are one note, tagged with every question
     suffix = ".apkg"
     unit = "notes"
     options_model = AnkiOptions
@@ -278,6 +296,11 @@ class AnkiExporter(Exporter[AnkiOptions]):
                     content = content_digest(note.fields, note.tags)
                     times.notes[guid] = NoteTime(content=content, stable_id=note.fields[-1], mod=note.mod)
         return times
+
+    @classmethod
+    def search(cls, stable_ids: list[str]) -> str | None:
+        """The notes of these statements, by their StableId field."""
+        return field_search("StableId", stable_ids) if stable_ids else None
 
     def read_notes(self, path: Path) -> dict[str, str]:
         """GUID -> statement text of the notes of an .apkg this exporter wrote at `path`."""

@@ -1,5 +1,7 @@
 """csv: Anki's text import format (File > Import): one cloze note per statement, with GUID,
 deck and tags columns, so importing a newer file updates the notes instead of duplicating them.
+GUIDs (`statement_guid`: kept from this file's earlier exports), tags and Source are made as
+for the .apkg; a statement of a table shared by several questions is one note here too.
 
 The file starts with Anki's header lines (`#separator:tab`, `#html:true`, `#notetype:Cloze`,
 `#guid column:1`, `#deck column:2`, `#tags column:5`, `#columns:...`); the rest is plain CSV
@@ -18,7 +20,7 @@ from pydantic import Field
 
 from mksap.atomic import write_text
 from mksap.contracts.exporter import Exporter, ExportQuestion, ExportWritten
-from mksap_plugins.exporters.anki import AnkiOptions, note_guid, note_rows, source_line, tags
+from mksap_plugins.exporters.anki import AnkiOptions, field_search, note_rows, source_line, statement_guid, tags
 
 COLUMNS = ("GUID", "Deck", "Text", "Back Extra", "Tags")
 SEPARATORS = {"tab": "\t", "comma": ","}
@@ -32,7 +34,7 @@ class CsvExporter(Exporter[CsvOptions]):
     """Anki text import (tab or comma separated) for Anki's built-in Cloze note type."""
 
     name = "csv"
-    version = "1"
+    version = "2"  # 2: a shared table's statements are one note; GUIDs carried as in the .apkg
     suffix = ".csv"
     unit = "notes"
     options_model = CsvOptions
@@ -56,7 +58,7 @@ class CsvExporter(Exporter[CsvOptions]):
         writer = csv.writer(buf, delimiter=sep, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
         notes: dict[str, str] = {}
         for s, text in rows:
-            guid = note_guid(s.question_id, s.statement_id)
+            guid = statement_guid(s)  # as the .apkg does: the GUID this file gave it, else the derived one
             extra = html.escape(s.extra_field or "", quote=False)
             back = (extra + "<br>" if extra else "") + html.escape(
                 f"{source_line(s)} · {s.stable_id}", quote=False
@@ -65,3 +67,8 @@ class CsvExporter(Exporter[CsvOptions]):
             notes[guid] = s.stable_id
         write_text(path, buf.getvalue())
         return ExportWritten(items=len(rows), skipped=skipped, notes=notes)
+
+    @classmethod
+    def search(cls, stable_ids: list[str]) -> str | None:
+        """The notes of these statements: Anki's Cloze type has no StableId field; Back Extra ends with it."""
+        return field_search("Back Extra", stable_ids, "*{}") if stable_ids else None

@@ -1,4 +1,8 @@
-"""jsonl: one JSON object per statement, for scripts and other tools."""
+"""jsonl: one JSON object per statement, for scripts and other tools.
+
+A statement of a table shared by several questions is one line: `question_id` is the question
+that keeps it, `shared_with` lists the other questions' copies (question id, system, statement
+id), empty for every other statement."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ class JsonlExporter(Exporter[ExportOptions]):
     and the provider/model that produced it."""
 
     name = "jsonl"
-    version = "1"
+    version = "2"  # 2: a shared table's statement is one line (`shared_with`)
     suffix = ".jsonl"
     unit = "lines"
     options_model = ExportOptions
@@ -37,6 +41,7 @@ class JsonlExporter(Exporter[ExportOptions]):
                     "source": s.source,
                     "table_source": s.table_source,
                     "statement_id": s.statement_id,
+                    "shared_with": [c.model_dump(exclude={"guid"}) for c in s.copies],
                     "statement": s.statement,
                     "extra_field": s.extra_field,
                     "cloze_candidates": s.cloze_candidates,

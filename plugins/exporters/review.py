@@ -4,6 +4,9 @@ Every question with its statements, cloze candidates highlighted, extra field, s
 validation findings; a system filter and a search box in plain JS; readable on a phone. All text
 from the data is HTML-escaped.
 
+A statement of a table shared by several questions is shown once, under the question that keeps
+its note, with the others named ("also in ..."); a decision on it applies to every copy.
+
 Triage: each statement can be accepted, rejected or edited; "Save decisions" downloads them as
 `mksap-decisions.json` (a Blob, no server) for `mksap decisions import`. The page starts from the
 stored decisions (`reviews = True`: the core hands every statement over with its decision) and
@@ -242,6 +245,9 @@ def statement_html(s: ExportStatement) -> str:
     badges = [f'<span class="badge">{escape(s.source.replace("_", " "))}</span>']
     if s.table_source:
         badges.append(f'<span class="badge">{escape(s.table_source)}</span>')
+    if s.copies:  # a shared table's statement: shown (and decided) once, for every question
+        also = ", ".join(sorted({c.question_id for c in s.copies}))
+        badges.append(f'<span class="badge shared">also in {escape(also)}</span>')
     if s.flagged:
         badges.append('<span class="badge flag">flagged</span>')
     if s.decision is not None and not s.decision.current:
@@ -330,7 +336,7 @@ class ReviewExporter(Exporter[ExportOptions]):
     """
 
     name = "review"
-    version = "2"
+    version = "3"  # 3: a shared table's statement once, with the other questions that use it
     reviews = True
     suffix = ".html"
     default_file = "review.html"

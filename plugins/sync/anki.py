@@ -19,6 +19,11 @@ text within its question (a note exported under an earlier id scheme). Then:
 - a note of ours in the targets whose statement is gone: tagged `mksap::gone`, never deleted;
 - a note the last sync left that the user deleted since: not added again.
 
+A statement of a table shared by several questions is one note, as in the .apkg
+(`mksap.export.shared`); the copy that has a note in Anki, or had one after an earlier sync,
+keeps it (the first in question order when several do), and the other copies' notes are
+tagged gone like any statement that went away (the report says why).
+
 A sync that changes Anki first writes a snapshot (see `mksap_plugins.sync.store`);
 `--rollback` undoes the newest one (added notes deleted, fields and tags put back, gone tags
 removed), leaving alone what was edited in Anki since. AnkiConnect calls are batched in
@@ -41,6 +46,7 @@ from pydantic import Field, SecretStr
 from mksap.contracts.errors import MksapError
 from mksap.contracts.exporter import ExportQuestion
 from mksap.contracts.registry import Registry
+from mksap.export.shared import merge
 from mksap.settings import PluginOptions, Settings
 from mksap_plugins.exporters.anki import FIELDS, MODEL_ID, AnkiExporter, AnkiOptions
 from mksap_plugins.sync.ankiconnect import AnkiConnect, AnkiConnectError
@@ -126,6 +132,7 @@ def built_questions(
     from mksap.build.tasks import Build
     from mksap.export import decisions
     from mksap.export.run import never_built, read_built
+    from mksap.export.shared import table_digests
 
     selection = parse_targets(targets, settings.data)
     questions = selection.discover(settings.data)
@@ -133,7 +140,9 @@ def built_questions(
         raise MksapError(f"no question under {settings.data} matches {' '.join(targets) or 'anything'}")
     build = Build.open(settings, notice=notice, use_cache=False, registry=registry)
     never_built(build, questions, targets)
-    docs = [ExportQuestion.from_document(read_built(build.output_path(q)), q.system) for q in questions]
+    docs = [
+        ExportQuestion.from_document(read_built(build.output_path(q)), q.system, table_digests(q)) for q in questions
+    ]
     docs = decisions.apply(docs, decisions.load(settings)).questions  # triage: rejected out, edits in
 
     def in_scope(stable_id: str) -> bool:
@@ -188,6 +197,7 @@ class Plan:
     refresh: dict[str, Record | None] = field(default_factory=dict)  # records to write, Anki unchanged
     unchanged: int = 0
     notices: list[str] = field(default_factory=list)
+    merged_into: dict[str, str] = field(default_factory=dict)  # a shared table's copy -> the note written
 
     @property
     def changes(self) -> bool:
@@ -312,7 +322,17 @@ def describe(plan: Plan, report: SyncReport) -> None:
         note_line(m.want.stable_id, m.note.note_id, m.note.text, "edited in Anki; mksap's version left out")
         for m in plan.skipped
     ]
-    report.gone = [note_line(n.stable_id, n.note_id, n.text) for n, _ in plan.gone]
+    into = plan.merged_into
+    report.gone = [
+        note_line(n.stable_id, n.note_id, n.text, f"one note with {into[n.stable_id]}" if n.stable_id in into else "")
+        for n, _ in plan.gone
+    ]
+    merged = sum(n.stable_id in into for n, _ in plan.gone)
+    if merged:
+        report.notices.append(
+            f"{merged} note(s) are copies of a statement of a table shared by several questions, now one note "
+            f"tagged with each of them: tagged {GONE_TAG} (delete them in Anki if you wish)"
+        )
     report.deleted_in_anki = [note_line(w.stable_id, None, w.text) for w in plan.deleted]
     report.unchanged = plan.unchanged
     report.notices += plan.notices
@@ -338,10 +358,15 @@ def sync_anki(
         url=client.url, profile=profile, deck=anki_options.deck, dry_run=dry_run, questions=len(questions)
     )
     with build_lock(settings, dry_run), _scratch(store, dry_run) as tmp:
-        wanted, report.left_out = wanted_notes(questions, anki_options, tmp / "all.apkg")
-        report.notes = len(wanted)
         anki = read_anki(client)
         state = store.load_state()
+        # a shared table's statement once: the copy with a note in Anki (or one an earlier sync
+        # left, which the user may have deleted since) keeps it
+        held = {n.stable_id for n in anki.notes.values()} | {r.stable_id for r in state.notes.values()}
+        merged = merge(questions, held=lambda s: s.stable_id in held)
+        questions = merged.questions
+        wanted, report.left_out = wanted_notes(questions, anki_options, tmp / "all.apkg")
+        report.notes = len(wanted)
         last = store.latest()
         if last is not None and last.status == "planned":
             report.notices.append(
@@ -349,6 +374,7 @@ def sync_anki(
                 f"(`mksap sync anki --rollback` undoes it: {store.path_of(last)})"
             )
         plan = make_plan(wanted, anki.notes, state, in_scope)
+        plan.merged_into = merged.into
         describe(plan, report)
         report.created_decks = sorted({w.deck for w in plan.add} - anki.decks)
         if not dry_run and plan.changes:
