@@ -139,6 +139,19 @@ def test_plugin_options_and_their_sources_are_shown_by_config(ws: Workspace, mon
     assert rows["plugins.anki.deck"]["value"] == "MKSAP"
 
 
+def test_a_command_plugins_options_are_shown_by_config(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mksap sync anki` is a command, not a stage, provider or exporter: its `[plugins.anki-sync]`
+    options are still listed, with their sources, and its key never shown."""
+    monkeypatch.setenv("MKSAP_ANKI_SYNC_URL", "http://127.0.0.1:9999")
+    monkeypatch.setenv("MKSAP_ANKI_SYNC_API_KEY", "connect-SECRET-42")
+    result = ws.cli("config", "--json", locations=False)
+    rows = {r["name"]: r for r in json.loads(result.out)["data"]}
+    url = rows["plugins.anki-sync.url"]
+    assert (url["value"], url["source"]) == ("http://127.0.0.1:9999", "env MKSAP_ANKI_SYNC_URL")
+    assert rows["plugins.anki-sync.api_key"]["source"] == "env MKSAP_ANKI_SYNC_API_KEY"
+    assert "connect-SECRET-42" not in result.text
+
+
 def tree(root: Path) -> dict[str, tuple[int, int]]:
     """Every file under `root` with its size and mtime: what a read-only command must not touch."""
     return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}

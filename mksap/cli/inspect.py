@@ -6,7 +6,7 @@ import os
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel, SecretStr
+from pydantic import SecretStr
 
 from mksap.cli.options import (
     CacheDir,
@@ -80,15 +80,12 @@ def config(
     for name, field in Settings.model_fields.items():
         value = _shown(getattr(settings, name))
         rows.append({"name": name, "value": value, "source": resolved.sources[name], "help": field.description})
-    for entry in registry_of(ctx).entries:
-        model: type[BaseModel] = entry.obj.options_model
-        if not model.model_fields:
-            continue
-        options, sources = settings.plugin_options_with_sources(entry.name, model)
+    for plugin, model in registry_of(ctx).options_models():
+        options, sources = settings.plugin_options_with_sources(plugin, model)
         for name, field in model.model_fields.items():
             rows.append(
                 {
-                    "name": f"plugins.{entry.name}.{name}",
+                    "name": f"plugins.{plugin}.{name}",
                     "value": _shown(getattr(options, name), secret="SecretStr" in str(field.annotation)),
                     "source": sources[name],
                     "help": field.description,

@@ -36,6 +36,10 @@ def register_commands(app: Any) -> None:
     """Called once per `mksap` invocation, after the built-in commands exist. Add commands to
     `app` (a `typer.Typer`): `@app.command()`, or `app.add_typer(sub_app, name=...)`. A name
     already taken by mksap or another plugin is an error, reported like a failed plugin.
+
+    Options of the commands: define `command_options()` in the same module, returning
+    {plugin name: its `PluginOptions` model} (read from `[plugins.<name>]`); `mksap config`
+    shows them with their sources. It is called only by `mksap config`, so it may import.
     """
 
 

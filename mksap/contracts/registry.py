@@ -6,6 +6,7 @@ silently skipped; asking for an unknown name lists the valid ones.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 from collections.abc import Callable
@@ -48,6 +49,7 @@ class Registry:
     entries: list[PluginEntry] = field(default_factory=list)
     failures: list[PluginFailure] = field(default_factory=list)
     command_hooks: list[tuple[str, str, Callable[[Any], None]]] = field(default_factory=list)
+    command_option_hooks: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None) -> Registry:
@@ -92,6 +94,17 @@ class Registry:
                 self.failures.append(PluginFailure(f"{module.__name__}.{hook}", package, _one_line(e)))
         if callable(getattr(module, "register_commands", None)):
             self.command_hooks.append((module.__name__, package, module.register_commands))
+            if callable(getattr(module, "command_options", None)):
+                self.command_option_hooks.append(module.command_options)
+
+    def options_models(self) -> list[tuple[str, Any]]:
+        """(plugin name, options model) of every plugin with options: its stages, providers and
+        exporters, then its commands' (`command_options()`; one that fails is left out)."""
+        models = [(e.name, e.obj.options_model) for e in self.entries]
+        for hook in self.command_option_hooks:
+            with contextlib.suppress(Exception):  # already reported if its module is broken
+                models += list(hook().items())
+        return [(name, model) for name, model in models if model.model_fields]
 
     def add_commands(self, app: Any, taken: set[str]) -> None:
         """Call every plugin's `register_commands(app)`. A hook that fails, or takes a command
