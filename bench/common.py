@@ -121,7 +121,7 @@ def write_sections(sections: dict[str, str], *, header: str | None = None, path:
     current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
     parts = re.split(r"(?m)^(?=## )", current)
     head, body = parts[0], parts[1:]
-    by_title = {p.splitlines()[0]: p for p in body}
+    by_title = {p.splitlines()[0]: p.rstrip() + "\n\n" for p in body}  # the last one lost its blank line
     for title, text in sections.items():
         by_title[f"## {title}"] = f"## {title}\n\n{text.strip()}\n\n"
     ordered = [by_title.pop(p.splitlines()[0]) for p in body] + list(by_title.values())

@@ -5,6 +5,9 @@ else: no lock, no fingerprint writes, no signal handler, the garbage collector l
 Only a command that runs tasks takes the build lock and prepares the build like `mksap run`,
 and ends like it: a bad setting or bank is one line, a failed question exits 1 (not doit's 2),
 Ctrl-C and SIGTERM exit 130 / 143 with the summary and no traceback (`_interrupt_hook`).
+`doit` (`doit run`) of the whole build uses the up-to-date manifest as `mksap run` does: doit
+gets the tasks of only the questions it does not vouch for. Given task names, `-a` or any
+option that changes what doit checks, doit gets every task, as without the manifest.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import signal
 import sys
 from typing import Any
 
-from mksap.bank import discover
+from mksap.bank import Question, discover
+from mksap.build.doit_private import RunArguments, run_arguments
 from mksap.build.lock import BuildLock
+from mksap.build.manifest import ManifestRun
 from mksap.build.plan import check_dependency_db
 from mksap.build.progress import choose_progress
 from mksap.build.runner import RunReport, doit_config, make_reporter, raise_terminated, summary
@@ -48,13 +53,23 @@ def dodo_namespace(argv: list[str] | None = None) -> dict[str, Any]:
     except MksapError as e:  # a bad setting or a missing bank: one line, as `mksap run` says it
         _notice(f"error: {e}")
         raise SystemExit(exit_code_for(e)) from None
-    if _command(argv) in READ_ONLY_COMMANDS:
+    command = _command(argv)
+    if command in READ_ONLY_COMMANDS:
         return {"DOIT_CONFIG": doit_config(build, jobs=settings.jobs), **build.task_namespace(questions)}
-    return _prepare_run(build, settings.jobs) | build.task_namespace(questions)
+    arguments = run_arguments(argv) if command == "run" else None
+    config, chosen = _prepare_run(build, settings.jobs, questions, arguments)
+    return {"DOIT_CONFIG": config, **build.task_namespace(chosen)}
 
 
-def _prepare_run(build: Build, jobs: int) -> dict[str, Any]:
-    """Lock, fingerprints, SIGTERM as an interrupt, progress and summary: as `mksap run` does."""
+def _prepare_run(
+    build: Build, jobs: int, questions: list[Question], arguments: RunArguments | None
+) -> tuple[dict[str, Any], list[Question]]:
+    """Lock, fingerprints, SIGTERM as an interrupt, progress and summary: as `mksap run` does.
+
+    For `doit run` (`arguments`), also the up-to-date manifest: when the whole build is asked
+    for, doit is given only the questions it does not vouch for, and the others are reported up
+    to date; after any completed run the manifest records what doit found (`manifest.py`).
+    Returns the DOIT_CONFIG and the questions to define tasks for."""
     gc.disable()  # re-enabled by the reporter once tasks are loaded (see runner.quiet_collector)
     try:
         lock = BuildLock(build.build_dir).acquire()
@@ -69,11 +84,18 @@ def _prepare_run(build: Build, jobs: int) -> dict[str, Any]:
     atexit.register(build.runtime.close)
     build.write_fingerprints()
     report = RunReport()
+    manifest, chosen = None, questions
+    if arguments is not None:
+        manifest = ManifestRun.start(build, questions)
+        chosen = manifest.choose(skip=arguments.whole_build)
+        report.tasks.update(dict.fromkeys(manifest.vouched_tasks(), "up-to-date"))
 
     def finished() -> None:
         if report.tasks:
             print(summary(report, build), file=sys.stderr)
         if report.completed:  # doit ran the whole graph: exit as `mksap run` would
+            if manifest is not None and report.db_error is None:
+                manifest.seal(report)
             # (doit says 2 for a question that failed by a task error, and for every task
             # downstream of a failed one; mksap says 1 for any failed question)
             code = ExitCode.ERROR if report.db_error else ExitCode.FAILED if report.failed() else ExitCode.OK
@@ -81,8 +103,8 @@ def _prepare_run(build: Build, jobs: int) -> dict[str, Any]:
 
     atexit.register(finished)
     sys.excepthook = _interrupt_hook(report, build, lock, sys.excepthook)
-    reporter = make_reporter(report, choose_progress(quiet=False), build)
-    return {"DOIT_CONFIG": doit_config(build, jobs=jobs, reporter=reporter)}
+    reporter = make_reporter(report, choose_progress(quiet=not chosen), build, manifest)
+    return doit_config(build, jobs=jobs, reporter=reporter), chosen
 
 
 def _interrupt_hook(report: RunReport, build: Build, lock: BuildLock, previous: Any) -> Any:

@@ -11,14 +11,13 @@ import contextlib
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from doit.dependency import DatabaseException
-from doit.loader import load_tasks
-
-from mksap.bank import Question
-from mksap.build.doit_private import open_dependencies, was_ever_run, why_stale
-from mksap.build.tasks import Build
 from mksap.contracts.errors import MksapError
+
+if TYPE_CHECKING:
+    from mksap.bank import Question
+    from mksap.build.tasks import Build
 
 
 @dataclass(frozen=True)
@@ -29,6 +28,11 @@ class PlannedTask:
 
 def plan(build: Build, questions: list[Question], *, force: bool = False) -> list[PlannedTask]:
     """Tasks a run would execute and why, without running anything (`--dry-run`, `status`)."""
+    from doit.dependency import DatabaseException
+    from doit.loader import load_tasks
+
+    from mksap.build.doit_private import open_dependencies, was_ever_run, why_stale
+
     changed_config = {s.name for s in build.stages if build.fingerprint_changed(s)}
     tasks = load_tasks(build.task_namespace(questions), [], allow_delayed=False)
     by_name = {t.name: t for t in tasks}

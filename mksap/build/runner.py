@@ -2,6 +2,8 @@
 
 doit is the engine; this module only configures it. `dodo.py` uses `doit_config()` and
 `Build.task_namespace()` too, so both entry points share one DB, one checker and one graph.
+doit itself is imported only when it is run: a no-op the up-to-date manifest answers never
+needs it (`run`).
 """
 
 from __future__ import annotations
@@ -13,21 +15,18 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-from doit.cmd_base import TaskLoader2
-from doit.dependency import DatabaseException
-from doit.doit_cmd import DoitMain
-from doit.loader import load_tasks
-from doit.task import Task
+from typing import TYPE_CHECKING, Any, Literal
 
 from mksap.bank import Question
-from mksap.build.checker import SourceChecker
-from mksap.build.doit_private import checkpoint_running_build
+from mksap.build.manifest import ManifestRun, db_signature, reseal_after_foreign_tasks
 from mksap.build.plan import check_dependency_db, db_problem
 from mksap.build.progress import ProgressView, QuietProgress
 from mksap.build.tasks import Build
 from mksap.contracts.errors import ExitCode, MksapError, Terminated, exit_code_for
+
+if TYPE_CHECKING:
+    from doit.doit_cmd import DoitMain
+    from doit.task import Task
 
 Outcome = Literal["built", "up-to-date", "failed", "skipped"]
 
@@ -65,8 +64,13 @@ class RunReport:
         return {k: sum(1 for v in per_q.values() if v == k) for k in ("built", "up-to-date", "failed", "unfinished")}
 
 
-def make_reporter(report: RunReport, progress: ProgressView, build: Build) -> type:
-    """A doit reporter class bound to this run's report and progress view."""
+def make_reporter(report: RunReport, progress: ProgressView, build: Build, manifest: ManifestRun | None = None) -> type:
+    """A doit reporter class bound to this run's report and progress view, and to the
+    up-to-date manifest of a build (which learns from it what doit found and did)."""
+    from doit.dependency import DatabaseException
+
+    from mksap.build.checker import SourceChecker
+    from mksap.build.doit_private import runs_on, save_failure
 
     class MksapReporter:
         desc = "mksap progress and summary"
@@ -75,12 +79,20 @@ def make_reporter(report: RunReport, progress: ProgressView, build: Build) -> ty
             self.lock = threading.Lock()
             self.done = 0
             self.failed = 0
+            self.foreign = False  # a run of no question's task (an export): see complete_run
+            self.db_before: Any = None
 
         def initialize(self, tasks: dict[str, Task], selected_tasks: list[str]) -> None:
             # Tasks are loaded: move them out of the collector's sight and turn it back on
             # (see `quiet_collector`).
             gc.freeze()
             gc.enable()
+            if manifest is not None and not runs_on(str(build.dep_file), SourceChecker):
+                manifest.distrust()  # doit runs on another DB or checker: the manifest says nothing of it
+            if manifest is None:
+                stages = {s.name for s in build.stages}
+                self.foreign = not any(name.partition(":")[0] in stages for name in tasks)
+                self.db_before = db_signature(build.dep_file) if self.foreign else None
             progress.start(sum(1 for name in tasks if ":" in name))
 
         def _record(self, task: Task, outcome: Outcome, reason: str | None = None) -> None:
@@ -108,6 +120,8 @@ def make_reporter(report: RunReport, progress: ProgressView, build: Build) -> ty
                     checkpoint_running_build()
                 except (sqlite3.Error, DatabaseException) as e:  # deleted or moved mid-run, disk full
                     report.db_error = db_problem(build.dep_file, e)
+            if manifest is not None:
+                manifest.task_done(task)
             self._record(task, "built")
 
         def add_failure(self, task: Task, fail: Any) -> None:
@@ -126,6 +140,8 @@ def make_reporter(report: RunReport, progress: ProgressView, build: Build) -> ty
             self._record(task, "up-to-date")
 
         def skip_ignore(self, task: Task) -> None:
+            if manifest is not None:
+                manifest.task_ignored(task)
             self._record(task, "up-to-date")
 
         def cleanup_error(self, exception: Any) -> None:
@@ -138,14 +154,29 @@ def make_reporter(report: RunReport, progress: ProgressView, build: Build) -> ty
             pass
 
         def complete_run(self) -> None:
+            # doit has saved and closed its DB: a failed save is the run's one-line error
+            failure = save_failure()
+            if failure is not None and report.db_error is None:
+                report.db_error = db_problem(build.dep_file, failure)
             report.completed = not build.interrupting
+            if self.foreign and report.db_error is None:
+                reseal_after_foreign_tasks(build, self.db_before)
             progress.finish()
 
     return MksapReporter
 
 
+def checkpoint_running_build() -> None:
+    """`doit_private.checkpoint_running_build`, by a name of this module (where tests reach it)."""
+    from mksap.build import doit_private
+
+    doit_private.checkpoint_running_build()
+
+
 def doit_config(build: Build, *, jobs: int, reporter: type | None = None) -> dict[str, Any]:
     """The DOIT_CONFIG both entry points use."""
+    from mksap.build.checker import SourceChecker
+
     config: dict[str, Any] = {
         "dep_file": str(build.dep_file),
         "backend": "mksap-sqlite",  # sqlite3 read in one query; transactional, never torn
@@ -158,23 +189,6 @@ def doit_config(build: Build, *, jobs: int, reporter: type | None = None) -> dic
     if reporter is not None:
         config["reporter"] = reporter
     return config
-
-
-class MksapLoader(TaskLoader2):
-    """doit task loader over a Build and a list of questions (no dodo.py needed)."""
-
-    def __init__(self, build: Build, questions: list[Question], config: dict[str, Any]) -> None:
-        super().__init__()
-        self.build = build
-        self.questions = questions
-        self.doit_cfg = config
-
-    def load_doit_config(self) -> dict[str, Any]:
-        return self.doit_cfg
-
-    def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Task]:
-        namespace = self.build.task_namespace(self.questions)
-        return load_tasks(namespace, self.cmd_names, allow_delayed=False, args=pos_args, config=self.config)
 
 
 @contextlib.contextmanager
@@ -220,17 +234,25 @@ def run(
     force: bool = False,
     progress: ProgressView | None = None,
 ) -> RunReport:
-    """Build the given questions' stale tasks (all of them with `force`)."""
+    """Build the given questions' stale tasks (all of them with `force`).
+
+    doit checks only the questions the up-to-date manifest does not vouch for (`manifest.py`);
+    the others are reported up to date, and when that is all of them doit does not run."""
     report = RunReport()
     progress = progress or QuietProgress()
     check_dependency_db(build.dep_file)
     build.write_fingerprints()
-    config = doit_config(build, jobs=jobs, reporter=make_reporter(report, progress, build))
-    loader = MksapLoader(build, questions, config)
+    manifest = ManifestRun.start(build, questions)
+    stale = manifest.choose(skip=not force)
+    report.tasks.update(dict.fromkeys(manifest.vouched_tasks(), "up-to-date"))
+    if not stale:
+        report.completed = True
+        return report
+    config = doit_config(build, jobs=jobs, reporter=make_reporter(report, progress, build, manifest))
     args = ["run"] + (["--always-execute"] if force else [])
     try:
         with interrupts_as_keyboard(), quiet_collector():
-            code = _DoitMain(loader, report, build).run(args)
+            code = _doit_main(build, stale, config, report).run(args)
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM as `Terminated`
         build.interrupting = True  # what the cancelled calls fail with is not a failure
         build.runtime.cancel_all()
@@ -245,32 +267,45 @@ def run(
     if code not in (0, 1, 2) or "<doit>" in report.reasons or (code == 2 and not failed):
         detail = report.reasons.get("<doit>", "see the messages above")
         raise MksapError(f"doit could not run the build (exit {code}): {detail}")
+    if report.completed:
+        manifest.seal(report)
     report.exit_code = ExitCode.FAILED if failed else ExitCode.OK
     return report
 
 
-class _DoitMain(DoitMain):
-    """doit's entry point whose `run` command reports a broken dependency DB in one line
-    (`report.db_error`) instead of letting doit print a traceback."""
+def _doit_main(build: Build, questions: list[Question], config: dict[str, Any], report: RunReport) -> DoitMain:
+    """doit's entry point over `build`'s tasks for `questions` (no dodo.py needed), whose `run`
+    command reports a broken dependency DB in one line (`report.db_error`) instead of letting
+    doit print a traceback."""
+    from doit.cmd_base import TaskLoader2
+    from doit.dependency import DatabaseException
+    from doit.doit_cmd import DoitMain
+    from doit.loader import load_tasks
 
-    def __init__(self, loader: MksapLoader, report: RunReport, build: Build) -> None:
-        super().__init__(loader)
-        self.report, self.build = report, build
+    class MksapLoader(TaskLoader2):  # type: ignore[misc]
+        def load_doit_config(self) -> dict[str, Any]:
+            return config
 
-    def get_cmds(self) -> Any:
-        cmds = super().get_cmds()
-        report, dep_file = self.report, self.build.dep_file
+        def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Task]:
+            namespace = build.task_namespace(questions)
+            return load_tasks(namespace, self.cmd_names, allow_delayed=False, args=pos_args, config=self.config)
 
-        class RunCommand(cmds["run"]):  # type: ignore[misc, valid-type]
-            def execute(self, params: Any, args: Any) -> Any:
-                try:
-                    return super().execute(params, args)
-                except (sqlite3.Error, DatabaseException) as e:  # opening it, or the final save
-                    report.db_error = report.db_error or db_problem(dep_file, e)
-                    return 3
+    class MksapMain(DoitMain):  # type: ignore[misc]
+        def get_cmds(self) -> Any:
+            cmds = super().get_cmds()
 
-        cmds["run"] = RunCommand
-        return cmds
+            class RunCommand(cmds["run"]):  # type: ignore[misc, valid-type]
+                def execute(self, params: Any, args: Any) -> Any:
+                    try:
+                        return super().execute(params, args)
+                    except (sqlite3.Error, DatabaseException) as e:  # opening it (a failed save is kept)
+                        report.db_error = report.db_error or db_problem(build.dep_file, e)
+                        return 3
+
+            cmds["run"] = RunCommand
+            return cmds
+
+    return MksapMain(MksapLoader())
 
 
 def fail_line(fail: Any) -> str:

@@ -9,6 +9,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mksap.bank import Question, parse_targets
 from mksap.build.lock import BuildLock
@@ -20,9 +21,11 @@ from mksap.build.tasks import Build
 from mksap.contracts.errors import ConfigError, ExitCode, MksapError
 from mksap.contracts.provider import Usage
 from mksap.contracts.registry import Registry
-from mksap.llm.estimate import CostEstimate
 from mksap.llm.usage import record_usage
 from mksap.settings import Settings, check_stage_settings
+
+if TYPE_CHECKING:
+    from mksap.llm.estimate import CostEstimate
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ Layout of build state (all derived, safe to delete):
   <cache_dir>/build/<system>/<qid>/<stage>.json one artifact per question x stage
   <cache_dir>/build/<system>/<qid>/<stage>.failed  the one-line reason of the last failure
   <cache_dir>/build/doit.sqlite                 doit's dependency DB
+  <cache_dir>/build/uptodate.json               questions proven up to date by stat alone (manifest.py)
   <cache_dir>/build/errors.log                  tracebacks of errors that are not mksap's own
 """
 
@@ -21,9 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property, partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from doit.exceptions import TaskError, TaskFailed
 from pydantic import BaseModel
 
 from mksap import __version__
@@ -36,6 +36,9 @@ from mksap.contracts.stage import Stage, StageJob, describe
 from mksap.llm.cache import ResponseCache
 from mksap.llm.runtime import ProviderRuntime
 from mksap.settings import Settings
+
+if TYPE_CHECKING:
+    from doit.exceptions import TaskError, TaskFailed
 
 DEP_FILE = "doit.sqlite"
 ERRORS_LOG = "errors.log"
@@ -148,15 +151,57 @@ class Build:
             write_if_changed(self.fingerprint_file(stage), self.fingerprint_text(stage))
 
     # -- tasks ------------------------------------------------------------------------------
-    def task_dict(self, stage: Stage, q: Question) -> dict[str, Any]:
-        # Plain strings, not Paths: this runs 8 times per question on every invocation,
-        # and pathlib joins were a third of a no-op rebuild.
-        qdir = f"{self.build_dir}/{q.system}/{q.qid}"
-        deps = [f"{self.build_dir}/fingerprints/{stage.name}.json"]
+    @cached_property
+    def _root(self) -> str:
+        return str(self.build_dir)
+
+    def _task_files(self, stage: Stage, q: Question, sources: list[str], output: str) -> tuple[list[str], str]:
+        """(file_dep, the file the task writes) of the task `stage` x `q`, given the question's
+        source files and output file.
+
+        Plain strings, not Paths: this runs 8 times per question whenever tasks are defined,
+        and pathlib joins were a third of a no-op rebuild."""
+        qdir = f"{self._root}/{q.system}/{q.qid}"
+        deps = [f"{self._root}/fingerprints/{stage.name}.json"]
         if stage.reads_source:
-            deps += [str(p) for p in q.source_files()]
+            deps += sources
         deps += [f"{qdir}/{need}.json" for need in stage.needs]
-        target = str(self.output_path(q)) if stage.final else f"{qdir}/{stage.name}.json"
+        return deps, output if stage.final else f"{qdir}/{stage.name}.json"
+
+    @cached_property
+    def _question_layout(self) -> tuple[bool, list[str]]:
+        """What `_task_files` makes of every question: whether a task reads its source files,
+        and the names of the artifacts its tasks read or write (in `<build>/<sys>/<qid>/`)."""
+        names: dict[str, None] = {}
+        for stage in self.stages:
+            names.update(dict.fromkeys(f"{need}.json" for need in stage.needs))
+            if not stage.final:
+                names[f"{stage.name}.json"] = None
+        return any(s.reads_source for s in self.stages), list(names)
+
+    def question_files(self, q: Question) -> list[str]:
+        """Every file a task of `q` depends on or writes, the stage fingerprint files aside (the
+        same for every question): what the up-to-date manifest signs (`build/manifest.py`).
+        The union of `_task_files` over the stages, built without them: it runs for every
+        question of every run, and is the larger part of a no-op's own work."""
+        reads_source, names = self._question_layout
+        qdir = f"{self._root}/{q.system}/{q.qid}"
+        files = dict.fromkeys([str(p) for p in q.source_files()] if reads_source else [])
+        files.update(dict.fromkeys(f"{qdir}/{name}" for name in names))
+        files[self._output(q)] = None
+        return list(files)
+
+    @cached_property
+    def _out_root(self) -> str:
+        return str(self.settings.out)
+
+    def _output(self, q: Question) -> str:
+        """`str(self.output_path(q))`, without pathlib's joins."""
+        return str(q.json_path) if self.settings.in_place else f"{self._out_root}/{q.system}/{q.qid}/{q.qid}.json"
+
+    def task_dict(self, stage: Stage, q: Question) -> dict[str, Any]:
+        sources = [str(p) for p in q.source_files()] if stage.reads_source else []
+        deps, target = self._task_files(stage, q, sources, self._output(q) if stage.final else "")
         task: dict[str, Any] = {
             "name": q.qid,
             "actions": [(self.execute, [stage, q])],
@@ -174,13 +219,19 @@ class Build:
         return task
 
     def task_namespace(self, questions: list[Question]) -> dict[str, Callable[[], Iterator[dict[str, Any]]]]:
-        """`task_<stage>` generators for doit's loader, one subtask per question."""
+        """`task_<stage>` generators for doit's loader, one subtask per question.
+
+        A stage given no question (the up-to-date manifest vouched for all of them) has
+        nothing to group: its group task is up to date, so doit records nothing for it."""
         namespace: dict[str, Callable[[], Iterator[dict[str, Any]]]] = {}
         self._questions.update((q.qid, q) for q in questions)
         for stage in self.stages:
 
             def generate(stage: Stage = stage) -> Iterator[dict[str, Any]]:
-                yield {"basename": stage.name, "name": None, "doc": describe(type(stage))}
+                group: dict[str, Any] = {"basename": stage.name, "name": None, "doc": describe(type(stage))}
+                if not questions:
+                    group["uptodate"] = [True]
+                yield group
                 for q in questions:
                     yield self.task_dict(stage, q)
 
@@ -195,6 +246,8 @@ class Build:
         be called is a task error (`TaskError`). Either way the reason is one line, kept in
         `<stage>.failed` for `mksap status`, and only this question stops.
         """
+        from doit.exceptions import TaskError, TaskFailed  # not at import: a no-op never needs doit
+
         job = StageJob(
             question=q,
             settings=self.settings,
