@@ -70,11 +70,35 @@ class Settings(BaseModel):
         "anthropic,offline", description="what provider 'auto' tries, in order: the first one ready is used"
     )
     model: str = Field("claude-sonnet-4-6", description="model name passed to the provider")
-    jobs: int = Field(8, ge=1, le=256, description="doit worker threads")
-    max_concurrency: int = Field(16, ge=1, le=1024, description="LLM calls in flight at once")
-    rpm: int = Field(1000, ge=0, description="requests per minute limit (0 = none)")
-    tpm: int = Field(400_000, ge=0, description="input+output tokens per minute limit (0 = none)")
-    call_timeout: float = Field(300.0, gt=0, description="overall deadline for one LLM call, seconds")
+    jobs: int = Field(
+        0,
+        ge=0,
+        le=1024,
+        description="doit worker threads; 0 = max_concurrency when a stage calls an API provider "
+        "(threads never cap the calls in flight), else 8",
+    )
+    max_concurrency: int = Field(
+        256,
+        ge=1,
+        le=1024,
+        description="most LLM calls in flight at once, per provider and model; an API provider starts "
+        "at 8 and follows its rate-limit headers up to this",
+    )
+    rpm: int = Field(
+        0, ge=0, description="cap on requests per minute (0 = none: follow the server's rate-limit headers)"
+    )
+    tpm: int = Field(
+        0, ge=0, description="cap on input+output tokens per minute (0 = none: follow the server's rate-limit headers)"
+    )
+    call_timeout: float = Field(
+        120.0,
+        gt=0,
+        description="overall deadline for one LLM call, retries included, seconds (our answers are a few "
+        "hundred tokens: minutes of silence is a dead connection)",
+    )
+    breaker_failures: int = Field(
+        5, ge=1, description="calls in a row that fail the same way, with no answer between, that stop a provider"
+    )
     estimate_with: str = Field(
         "offline", description="the local provider that answers an --estimate's requests (nothing is sent)"
     )

@@ -69,7 +69,12 @@ def paid(ws: Workspace, server: FakeAnthropicServer, monkeypatch: pytest.MonkeyP
 
 
 def messages_calls(server: FakeAnthropicServer) -> int:
-    return sum(1 for r in server.requests if r["path"] == "/v1/messages")
+    return len(message_bodies(server))
+
+
+def message_bodies(server: FakeAnthropicServer, since: int = 0) -> list[dict[str, Any]]:
+    """The bodies of the Messages requests (not the first-call check's model list)."""
+    return [r["body"] for r in server.requests[since:] if r["path"] == "/v1/messages"]
 
 
 def estimate_of(ws: Workspace, *targets: str, **request: Any) -> Any:
@@ -134,7 +139,7 @@ def test_the_estimate_sends_nothing_writes_nothing_and_counts_the_examples(
     bill = ledger(paid)
     assert 0.5 <= model.plain_usd / bill["cost_usd"] <= 2.0
     assert bill["cache_read_input_tokens"] == bill["cache_creation_input_tokens"] == 0
-    assert not any("cache_control" in json.dumps(r["body"]["system"]) for r in server.requests)
+    assert not any("cache_control" in json.dumps(body["system"]) for body in message_bodies(server))
 
 
 def test_where_the_instructions_reach_the_minimum_the_estimate_counts_the_saving(
@@ -251,6 +256,9 @@ def test_max_cost_comes_from_config_and_an_unpriced_model_is_refused(
     (paid.root / "mksap.toml").write_text("max_cost = 0.0001\n", encoding="utf-8")
     tiny = paid.cli("run", "-q")
     assert tiny.code == ExitCode.COST_CAP and messages_calls(server) == 0, tiny.text
+    plain = paid.doit()  # plain doit ends the same way
+    assert plain.code == ExitCode.COST_CAP and messages_calls(server) == 0, plain.text
+    assert any(line.startswith("stopped at the cost cap: $") for line in plain.err.splitlines()), plain.err
     monkeypatch.setenv("MKSAP_MODEL", "llama3.1:8b")  # a local server's model: no list price
     unpriced = paid.cli("run", "-q")
     assert unpriced.code == ExitCode.ERROR and "max_cost needs the price of anthropic/llama3.1:8b" in unpriced.err
@@ -305,7 +313,7 @@ def test_a_forced_rerun_after_malformed_answers_makes_no_call_and_the_same_state
 
     responder.malformed = every_third
     assert paid.cli("run", "-q").code == 0
-    repairs = [r for r in server.requests if len(r["body"]["messages"]) == 3]
+    repairs = [body for body in message_bodies(server) if len(body["messages"]) == 3]
     assert len(repairs) >= 5  # a third of the first answers were repaired
     first, calls = statements(paid), messages_calls(server)
     forced = paid.cli("run", "-q", "--force")
@@ -355,7 +363,7 @@ def test_a_stage_model_reaches_its_requests_fingerprint_usage_and_provenance(
     paid: Workspace, server: FakeAnthropicServer
 ) -> None:
     assert paid.cli("run", "-q").code == 0
-    assert {r["body"]["model"] for r in server.requests} == {MODEL}
+    assert {body["model"] for body in message_bodies(server)} == {MODEL}
     (paid.root / "mksap.toml").write_text('[stages.cloze]\nmodel = "claude-haiku-4-5"\n', encoding="utf-8")
     plan = planned_tasks(paid.cli("run", "--dry-run").out)
     assert {name.split(":")[0] for name in plan} == {"cloze", "validate", "assemble"}
@@ -365,7 +373,7 @@ def test_a_stage_model_reaches_its_requests_fingerprint_usage_and_provenance(
     mark = len(server.requests)
     rebuilt = paid.cli("run", "-q")
     assert rebuilt.code == 0, rebuilt.text
-    sent = [(json.loads(r["body"]["messages"][0]["content"]), r["body"]["model"]) for r in server.requests[mark:]]
+    sent = [(json.loads(body["messages"][0]["content"]), body["model"]) for body in message_bodies(server, mark)]
     assert sent and all(model == "claude-haiku-4-5" and "terms" in str(p) for p, model in sent)  # cloze only
     assert "anthropic/claude-haiku-4-5" in load_json(paid.build_dir / "usage.json")
     shutil.rmtree(paid.out)  # an output rewritten with this configuration records it

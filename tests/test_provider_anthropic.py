@@ -325,7 +325,8 @@ def test_runtime_merges_identical_calls_in_flight(tmp_path: Path) -> None:
         finally:
             runtime.close()
         assert len(results) == 2 and all(r.data == ANSWER for r in results)
-        assert len(srv.requests) == 1
+        # one message call (after the first-call check's model list)
+        assert [r["path"] for r in srv.requests] == ["/v1/models", "/v1/messages"]
         totals = runtime.totals[("anthropic", MODEL)]
         assert totals.calls == 1 and totals.merged == 1
 

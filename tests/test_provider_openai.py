@@ -527,10 +527,12 @@ def test_a_provider_that_stops_hands_over_to_the_next_of_the_chain(
     with FakeOpenAIServer(api_key="sk-not-yours") as srv:
         point_at(srv, ws, monkeypatch)
         result = ws.cli("run", "-q", "cvcor25101", "--provider", "openai,offline", "--model", MODEL)
-        assert len(srv.chat_requests()) >= 1
+        # the key is refused by the check before the first call: no question's request is sent
+        assert srv.chat_requests() == [] and srv.requests
     assert result.code == 0, result.text
     (line,) = [ln for ln in result.err.splitlines() if "stopped" in ln]
-    assert "provider 'openai' stopped: openai authentication failed" in line and "continuing on 'offline'" in line
+    assert "provider 'openai' stopped: its first-call check failed: openai authentication failed" in line
+    assert "continuing on 'offline'" in line
     assert API_KEY not in result.text
 
 

@@ -57,7 +57,7 @@ def test_config_shows_each_value_and_its_source(
     )
     # relative to the user config file's folder, not the working directory
     assert rows["llm_cache_dir"]["value"] == str(user_dir / "ullm")
-    assert (rows["jobs"]["value"], rows["jobs"]["source"]) == ("8", "default")
+    assert (rows["jobs"]["value"], rows["jobs"]["source"]) == ("0", "default")  # 0: follow the providers
 
     text = ws.cli("config", "--cache-dir", "fcache", locations=False)
     assert text.code == 0

@@ -26,7 +26,7 @@ from mksap.build.lock import BuildLock
 from mksap.build.manifest import ManifestRun
 from mksap.build.plan import check_dependency_db
 from mksap.build.progress import choose_progress
-from mksap.build.runner import RunReport, doit_config, make_reporter, raise_terminated, summary
+from mksap.build.runner import RunReport, doit_config, make_reporter, raise_terminated, summary, what_stopped
 from mksap.build.tasks import Build
 from mksap.contracts.errors import ExitCode, MksapError, Terminated, exit_code_for
 from mksap.settings import load_settings
@@ -91,15 +91,16 @@ def _prepare_run(
         report.tasks.update(dict.fromkeys(manifest.vouched_tasks(), "up-to-date"))
 
     def finished() -> None:
+        text, stopped = what_stopped(summary(report, build), build)
         if report.tasks:
-            print(summary(report, build), file=sys.stderr)
+            print(text, file=sys.stderr)
         if report.completed:  # doit ran the whole graph: exit as `mksap run` would
             if manifest is not None and report.db_error is None:
                 manifest.seal(report)
             # (doit says 2 for a question that failed by a task error, and for every task
             # downstream of a failed one; mksap says 1 for any failed question)
             code = ExitCode.ERROR if report.db_error else ExitCode.FAILED if report.failed() else ExitCode.OK
-            _exit(build, lock, code)
+            _exit(build, lock, stopped or code)
 
     atexit.register(finished)
     sys.excepthook = _interrupt_hook(report, build, lock, sys.excepthook)

@@ -1,20 +1,29 @@
-"""Progress of a long run: a live bar on a terminal, periodic log lines otherwise."""
+"""Progress of a long run: a live bar on a terminal, periodic log lines otherwise. Both show the
+LLM calls in flight when the run makes any ("37 in flight (limit 40)", from the provider runtime)."""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Protocol, TextIO
+
+#: What the progress shows of the calls in flight, or None (no call made yet, or none to make).
+Gauge = Callable[[], "str | None"]
+
+
+def _no_gauge() -> str | None:
+    return None
 
 
 class ProgressView(Protocol):
-    def start(self, total: int) -> None: ...
+    def start(self, total: int, gauge: Gauge = _no_gauge) -> None: ...
     def update(self, done: int, failed: int) -> None: ...
     def finish(self) -> None: ...
 
 
 class QuietProgress:
-    def start(self, total: int) -> None:
+    def start(self, total: int, gauge: Gauge = _no_gauge) -> None:
         pass
 
     def update(self, done: int, failed: int) -> None:
@@ -34,10 +43,12 @@ class LogProgress:
         self.t0 = 0.0
         self.last = 0.0
         self.state = (0, 0)
+        self.gauge: Gauge = _no_gauge
 
-    def start(self, total: int) -> None:
+    def start(self, total: int, gauge: Gauge = _no_gauge) -> None:
         self.total, self.t0 = total, time.monotonic()
         self.last = self.t0
+        self.gauge = gauge
 
     def update(self, done: int, failed: int) -> None:
         self.state = (done, failed)
@@ -49,7 +60,9 @@ class LogProgress:
     def _line(self) -> None:
         done, failed = self.state
         elapsed = time.monotonic() - self.t0
-        self.stream.write(f"progress: {done}/{self.total} tasks, {failed} failed, {elapsed:.1f}s\n")
+        calls = self.gauge()
+        flight = f", {calls}" if calls else ""
+        self.stream.write(f"progress: {done}/{self.total} tasks, {failed} failed{flight}, {elapsed:.1f}s\n")
         self.stream.flush()
 
     def finish(self) -> None:
@@ -58,7 +71,7 @@ class LogProgress:
 
 
 class BarProgress:
-    """A rich progress bar: tasks done / to do, failures so far, elapsed time."""
+    """A rich progress bar: tasks done / to do, failures so far, calls in flight, elapsed time."""
 
     def __init__(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -69,19 +82,22 @@ class BarProgress:
             MofNCompleteColumn(),
             TextColumn("tasks"),
             TextColumn("{task.fields[failed]} failed"),
+            TextColumn("{task.fields[flight]}"),
             TimeElapsedColumn(),
             transient=False,
             console=_stderr_console(),
         )
         self._task = None
+        self.gauge: Gauge = _no_gauge
 
-    def start(self, total: int) -> None:
+    def start(self, total: int, gauge: Gauge = _no_gauge) -> None:
+        self.gauge = gauge
         self._progress.start()
-        self._task = self._progress.add_task("build", total=total, failed=0)
+        self._task = self._progress.add_task("build", total=total, failed=0, flight="")
 
     def update(self, done: int, failed: int) -> None:
         if self._task is not None:
-            self._progress.update(self._task, completed=done, failed=failed)
+            self._progress.update(self._task, completed=done, failed=failed, flight=self.gauge() or "")
 
     def finish(self) -> None:
         self._progress.stop()

@@ -93,7 +93,7 @@ def make_reporter(report: RunReport, progress: ProgressView, build: Build, manif
                 stages = {s.name for s in build.stages}
                 self.foreign = not any(name.partition(":")[0] in stages for name in tasks)
                 self.db_before = db_signature(build.dep_file) if self.foreign else None
-            progress.start(sum(1 for name in tasks if ":" in name))
+            progress.start(sum(1 for name in tasks if ":" in name), gauge=build.runtime.concurrency)
 
         def _record(self, task: Task, outcome: Outcome, reason: str | None = None) -> None:
             if ":" not in task.name:
@@ -174,9 +174,10 @@ def checkpoint_running_build() -> None:
 
 
 def doit_config(build: Build, *, jobs: int, reporter: type | None = None) -> dict[str, Any]:
-    """The DOIT_CONFIG both entry points use."""
+    """The DOIT_CONFIG both entry points use (`jobs` 0: as many threads as calls may be in flight)."""
     from mksap.build.checker import SourceChecker
 
+    jobs = jobs or build.runtime.worker_threads([s.name for s in build.stages if s.uses_llm])
     config: dict[str, Any] = {
         "dep_file": str(build.dep_file),
         "backend": "mksap-sqlite",  # sqlite3 read in one query; transactional, never torn
@@ -323,6 +324,27 @@ def failure_lines(report: RunReport, build: Build) -> list[str]:
         if outcome == "failed" and qid not in lines:
             lines[qid] = f"FAILED {qid} ({stage}): {report.reasons.get(name, 'failed')}"
     return list(lines.values())
+
+
+_CAPPED = ": cost cap: "  # in the failure line of a task whose request the cap refused
+
+
+def what_stopped(text: str, build: Build) -> tuple[str, ExitCode | None]:
+    """The summary `text` with one line for what stopped the run's requests (the cost cap, no
+    provider left, an LLM cache that cannot store), not one failure per question it left
+    unfinished; and the exit status that says so (None: nothing stopped the run)."""
+    budget, stop = build.runtime.budget, build.runtime.stop_reason
+    if budget is not None and budget.stopped:
+        return _said_once(text, _CAPPED, budget.line()), ExitCode.COST_CAP
+    if stop is not None:
+        line = f"stopped: {stop}; run again once that is fixed (what was answered is kept)"
+        return _said_once(text, stop, line), ExitCode.ERROR
+    return text, None
+
+
+def _said_once(text: str, reason: str, line: str) -> str:
+    kept = [ln for ln in text.splitlines() if not (ln.startswith("FAILED ") and reason in ln)]
+    return "\n".join([*kept, line])
 
 
 def summary(report: RunReport, build: Build) -> str:

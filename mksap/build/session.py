@@ -15,7 +15,7 @@ from mksap.bank import Question, parse_targets
 from mksap.build.lock import BuildLock
 from mksap.build.plan import PlannedTask, plan
 from mksap.build.progress import choose_progress
-from mksap.build.runner import RunReport, summary
+from mksap.build.runner import RunReport, summary, what_stopped
 from mksap.build.runner import run as run_graph
 from mksap.build.tasks import Build
 from mksap.contracts.errors import ConfigError, ExitCode, MksapError
@@ -111,18 +111,11 @@ def build_targets(
                 report = run_graph(build, questions, jobs=settings.jobs, force=request.force, progress=progress)
         finally:
             build.runtime.close()
-        text = summary(report, build) + f" in {time.monotonic() - t0:.1f}s"
-        budget = build.runtime.budget
-        if budget is not None and budget.stopped:
-            # one line for the cap, not one per question it left unfinished
-            text = "\n".join(line for line in text.splitlines() if not (line.startswith("FAILED ") and _CAPPED in line))
-            text += "\n" + budget.line()
-            report.exit_code = ExitCode.COST_CAP
+        text, stopped = what_stopped(summary(report, build) + f" in {time.monotonic() - t0:.1f}s", build)
+        if stopped is not None:
+            report.exit_code = stopped
         lines = [text, *record_usage(settings, build.runtime)]
     return RunOutcome(len(questions), report=report, lines=lines)
-
-
-_CAPPED = ": cost cap: "  # in the failure line of a task whose request the cap refused
 
 
 def check_request(request: RunRequest) -> None:

@@ -38,7 +38,13 @@ def run(
     ] = None,
     jobs: Annotated[
         int | None,
-        typer.Option("-j", "--jobs", help="doit worker threads (env MKSAP_JOBS, default 8).", show_default=False),
+        typer.Option(
+            "-j",
+            "--jobs",
+            help="doit worker threads (env MKSAP_JOBS; default: max_concurrency when a stage calls an API "
+            "provider, so threads never cap the calls in flight, else 8).",
+            show_default=False,
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild the named targets even if up to date.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the tasks that would run, and why.")] = False,

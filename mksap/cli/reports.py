@@ -38,13 +38,22 @@ def validate(
         raise typer.Exit(ExitCode.FAILED)
 
 
-def doctor(ctx: typer.Context, provider: ProviderOpt = None, as_json: JsonOut = False) -> None:
+def doctor(
+    ctx: typer.Context,
+    provider: ProviderOpt = None,
+    probe: bool = typer.Option(
+        False, "--probe", help="also ask the run's endpoints what they can do (network; a few tokens at most)"
+    ),
+    as_json: JsonOut = False,
+) -> None:
     """Which NLP tier is active (and how to install a scispaCy model), which providers are usable
-    (key set, CLI executable on PATH), and whether the cache folders are safe. Exit 1 on an error."""
+    (key set, CLI executable on PATH), and whether the cache folders are safe. With --probe, what
+    each endpoint of the run lacks (enforced JSON schema, prompt caching, batch API), as a run's
+    first-call check finds it. Exit 1 on an error."""
     from mksap.contracts.registry import Registry
     from mksap.reports.doctor import diagnose
 
-    report = diagnose(_settings(provider=provider), Registry.load())
+    report = diagnose(_settings(provider=provider), Registry.load(), probe=probe)
     if as_json:
         print(_envelope("doctor", report.model_dump(mode="json")))
     else:

@@ -84,6 +84,13 @@ class ProviderStopError(ProviderError):
     """
 
 
+class RunStopError(ProviderError):
+    """The run sends no more requests: no provider is left, or answers can no longer be cached.
+    Every later request fails at once with the same reason, which the summary says once."""
+
+    exit_code = ExitCode.ERROR
+
+
 class CostCapError(ProviderError):
     """A request was not sent: its estimated cost would take the run past `max_cost`.
 

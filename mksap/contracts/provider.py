@@ -11,7 +11,7 @@ import hashlib
 import json
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any, ClassVar, Literal
 
@@ -104,11 +104,16 @@ class Provider(Configured, ABC):
       local          True when answers are computed locally for free (no cache, no limits)
       options_model  the pydantic model of its own options (`[plugins.<name>]` in config)
       capabilities   what the class declares it can do (`probe()` reports it by default)
+      reports_rate_limits  True when it hands each API answer's headers to `report_rate_limits()`:
+                     its calls then start at a few in flight and follow the server's rate limits
+                     up to `max_concurrency` (False: a fixed `max_concurrency`)
     """
 
     local: ClassVar[bool] = False
     capabilities: ClassVar[Capabilities] = Capabilities()
+    reports_rate_limits: ClassVar[bool] = False
     _notice: Callable[[str], None] | None = None
+    _rate_observer: Callable[[Mapping[str, str], bool], None] | None = None
 
     async def probe(self) -> Capabilities:
         """What this provider can do, checked once per run before the first call (runs on the
@@ -131,6 +136,18 @@ class Provider(Configured, ABC):
             self._notice(message)
         else:
             print(f"mksap: {message}", file=sys.stderr)
+
+    def bind_rate_observer(self, observer: Callable[[Mapping[str, str], bool], None]) -> None:
+        """Route `report_rate_limits()` to the runtime, which paces and sizes this provider's
+        calls by what it hears (`observer(headers, refused)`)."""
+        self._rate_observer = observer
+
+    def report_rate_limits(self, headers: Mapping[str, str], *, refused: bool = False) -> None:
+        """Hand the runtime the headers of one HTTP answer to a call (`refused`: it was a 429
+        rate-limit refusal, to be retried). Call it on the event loop, inside `complete()`, for
+        every attempt. Unbound (see `bind_rate_observer`), it does nothing."""
+        if self._rate_observer is not None:
+            self._rate_observer(headers, refused)
 
     @classmethod
     def unready(cls, settings: Settings) -> str | None:

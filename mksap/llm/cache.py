@@ -7,12 +7,16 @@
   are merged by the runtime, not here.
 - joblib stores pickles and loading a planted pickle runs code, so the folder is created
   private (0700) and a folder that other users can write, or that another user owns, is refused.
+- joblib turns a failed store (a full disk, a read-only folder) into a warning; here it is a
+  `CacheError` naming the cause, so a run never goes on paying for answers it cannot keep.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
 import stat
 import threading
@@ -24,10 +28,12 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mksap.atomic import write_json
-from mksap.contracts.errors import CacheError
+from mksap.contracts.errors import CacheError, os_error_line
 from mksap.contracts.provider import LLMResponse
 
 STATS_FILE = "last_run.json"
+_ERRNO = re.compile(r"\[Errno (\d+)\]")
+_WARNINGS = threading.Lock()  # warnings.catch_warnings swaps process-wide state
 
 
 class CacheStats(BaseModel):
@@ -110,7 +116,19 @@ class ResponseCache:
         return response
 
     def put(self, key: str, response: LLMResponse) -> None:
-        self._open().call(key, response.model_dump(mode="json", exclude={"from_cache"}))
+        """Store `response` under `key`, or raise `CacheError` saying why it could not be."""
+        from joblib.memory import CacheWarning
+
+        cached = self._open()
+        with _WARNINGS, warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always", CacheWarning)
+            cached.call(key, response.model_dump(mode="json", exclude={"from_cache"}))
+        problems = [str(w.message) for w in seen if issubclass(w.category, CacheWarning)]
+        for w in seen:
+            if not issubclass(w.category, CacheWarning):  # not ours to swallow
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if problems or not cached.check_call_in_cache(key, None):
+            raise CacheError(f"LLM cache: cannot store answers in {self.location}: {_cause(problems)}")
 
     def save_run_stats(self) -> None:
         if self._cached is None and not self.location.is_dir():
@@ -146,6 +164,17 @@ class ResponseCache:
             self._open()
             self._memory.reduce_size(age_limit=older_than)
         return before - len(self._entry_dirs())
+
+
+def _cause(problems: list[str]) -> str:
+    """The OS error inside joblib's warning ('... Exception: [Errno 28] No space left on
+    device: ...'), as `os_error_line` says it; else joblib's own words."""
+    text = problems[0] if problems else "the entry was not written"
+    found = _ERRNO.search(text)
+    if found is None:
+        return text.rpartition("Exception: ")[2]
+    code = int(found.group(1))
+    return os_error_line(OSError(code, os.strerror(code) if code in errno.errorcode else text))
 
 
 def parse_age(text: str) -> timedelta:

@@ -1,5 +1,6 @@
-"""What the providers of a run can do, checked once before it starts.
+"""What the providers of a run can do.
 
+The runtime probes each provider before its first call and says what it lacks (`lacking`).
 `probe_chain(runtime)` asks each provider of the run's chain (`Provider.probe()`, on the runtime's
 event loop, so what a provider finds stays with the instance the run uses) and returns one line per
 provider: the structured output it will use, what it lacks, why, and which provider of the chain
@@ -9,10 +10,13 @@ takes over if it stops. It also routes each provider's own notices to the runtim
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from mksap.contracts.errors import MksapError
 from mksap.contracts.provider import Capabilities, Provider
-from mksap.llm.runtime import ProviderRuntime
+
+if TYPE_CHECKING:
+    from mksap.llm.runtime import ProviderRuntime
 
 #: How each structured-output mode gets an answer that fits the schema.
 MODE_TEXT = {
@@ -33,7 +37,7 @@ def probe_chain(runtime: ProviderRuntime) -> list[str]:
     found = probe_providers(runtime)
     lines = []
     for i, (provider, result) in enumerate(found):
-        line = describe(provider, result, runtime)
+        line = describe(provider, result)
         if i + 1 < len(found) and not provider.local:
             line += f"; if it stops, then '{found[i + 1][0].name}'"
         lines.append(line)
@@ -50,29 +54,40 @@ def probe_providers(runtime: ProviderRuntime) -> list[Found]:
     return list(zip(providers, results, strict=True))
 
 
-def describe(provider: Provider, result: Capabilities | MksapError, runtime: ProviderRuntime) -> str:
+def describe(provider: Provider, result: Capabilities | MksapError) -> str:
     """The line of one provider: what it uses, what it lacks, and the notes of its probe."""
     if provider.local:
         return f"provider '{provider.name}': answers are computed locally (no model, nothing to lack)"
     head = f"provider '{provider.name}' ({provider.model})"
-    reason = type(provider).unready(runtime.settings)
+    reason = type(provider).unready(provider.settings)
     if reason is not None:
         return f"{head}: not ready: {reason}"
     if isinstance(result, MksapError):
         return f"{head}: probe failed: {result}"
-    lacks = [
+    parts = [f"{head}: structured output: {MODE_TEXT[result.structured_output]}"]
+    if lacks := _lacks(result):
+        parts.append("lacks: " + ", ".join(lacks))
+    return "; ".join(parts + result.notes)
+
+
+def lacking(provider: Provider, found: Capabilities) -> list[str]:
+    """What a run says once a provider's first-call check passed: its line, when it lacks
+    something or its probe noted something (nothing for a provider with every ability)."""
+    if provider.local or not (_lacks(found) or found.notes):
+        return []
+    return [describe(provider, found)]
+
+
+def _lacks(found: Capabilities) -> list[str]:
+    return [
         name
         for name, has in (
-            ("enforced JSON schema", result.structured_output == "json_schema"),
-            ("prompt caching", result.prompt_caching),
-            ("batch API", result.batches),
+            ("enforced JSON schema", found.structured_output == "json_schema"),
+            ("prompt caching", found.prompt_caching),
+            ("batch API", found.batches),
         )
         if not has
     ]
-    parts = [f"{head}: structured output: {MODE_TEXT[result.structured_output]}"]
-    if lacks:
-        parts.append("lacks: " + ", ".join(lacks))
-    return "; ".join(parts + result.notes)
 
 
 async def _probe_all(providers: list[Provider]) -> list[Capabilities | MksapError]:

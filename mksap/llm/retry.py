@@ -1,13 +1,20 @@
 """How providers that talk HTTP wait between attempts: the server's `retry-after` (capped, so
-a `retry-after: 3600` never sleeps an hour), else full-jitter exponential backoff."""
+a `retry-after: 3600` never sleeps an hour), else full-jitter exponential backoff. Also the
+readers of the times servers put in headers (durations, timestamps)."""
 
 from __future__ import annotations
 
 import email.utils
+import math
 import random
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
 @dataclass
@@ -42,3 +49,33 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
             return when.timestamp() - time.time()
     except (TypeError, ValueError, OverflowError):
         return None
+
+
+def duration(value: str | None) -> float | None:
+    """Seconds in '1s', '6m0s', '20ms', '1h2m3.5s' (how OpenAI-style servers write a reset) or
+    a plain number of seconds; None for anything else."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        parts = _DURATION.findall(value)
+        if not parts or "".join(n + u for n, u in parts) != value:
+            return None
+        return sum(float(n) * _UNIT[u] for n, u in parts)
+    return seconds if math.isfinite(seconds) else None
+
+
+def seconds_until(value: str | None) -> float | None:
+    """Seconds from now until an RFC 3339 time ('2026-01-01T00:00:05Z', how Anthropic writes a
+    reset), at least 0; a duration is read as such; None when it is neither."""
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return duration(value)
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -79,12 +79,38 @@ def folder_checks(settings: Settings) -> list[Check]:
     return checks
 
 
-def diagnose(settings: Settings, registry: Registry) -> DoctorReport:
-    """Every check, in the order `mksap doctor` prints them."""
+def probe_checks(settings: Settings, registry: Registry) -> list[Check]:
+    """`--probe`: ask each provider of the run's chain what its endpoint can do, as a run's
+    first-call check does (a model list, or a tiny structured call: at most a few tokens)."""
+    from mksap.llm.probe import describe, probe_providers
+    from mksap.llm.runtime import ProviderRuntime
+
+    try:
+        runtime = ProviderRuntime(settings, registry)
+    except MksapError as e:
+        return [Check(topic="probe", status="error", message=str(e))]
+    try:
+        found = probe_providers(runtime)
+    finally:
+        runtime.close()
+    return [
+        Check(
+            topic=f"probe {provider.name}",
+            status="error" if isinstance(result, MksapError) else "ok",
+            message=describe(provider, result).partition(": ")[2],
+        )
+        for provider, result in found
+    ]
+
+
+def diagnose(settings: Settings, registry: Registry, *, probe: bool = False) -> DoctorReport:
+    """Every check, in the order `mksap doctor` prints them; `probe`: the endpoints' too."""
     checks: list[Check] = []
     for stage_cls in registry.stages():
         checks += [_line(f"stage {stage_cls.name}", line) for line in stage_cls(settings).health()]
     checks += [Check(topic="plugins", status="warn", message=f"{f.source}: {f.error}") for f in registry.failures]
     checks += provider_checks(settings, registry)
     checks += folder_checks(settings)
+    if probe:
+        checks += probe_checks(settings, registry)
     return DoctorReport(checks=checks)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import Field, SecretStr
 
 from mksap.contracts.errors import AnswerError, ProviderError, ProviderStopError
-from mksap.contracts.provider import LLMRequest, LLMResponse, Provider, Usage
+from mksap.contracts.provider import Capabilities, LLMRequest, LLMResponse, Provider, Usage
 from mksap.llm.limits import http_pool
 from mksap.llm.retry import RetryPolicy, retry_after
 from mksap.llm.tokens import prefix_tokens
@@ -84,11 +84,18 @@ class AnthropicOptions(PluginOptions):
     cache_minimums_date: str | None = Field(None, description="when the `cache_minimums` above were checked")
 
 
+#: Seconds the first-call check waits for the model list: it is tiny, and an endpoint that
+#: cannot list it in this time would leave every question waiting `call_timeout`.
+PROBE_TIMEOUT = 15.0
+
+
 class AnthropicProvider(Provider):
     """Anthropic Messages API (or a local server speaking it) via the official SDK."""
 
     name = "anthropic"
     options_model = AnthropicOptions
+    reports_rate_limits = True  # anthropic-ratelimit-* headers (a local server may send none)
+    capabilities = Capabilities(structured_output="json_schema", prompt_caching=True, batches=True)
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -180,6 +187,32 @@ class AnthropicProvider(Provider):
             raise ProviderError(f"{self._who()}: no answer within {deadline:g} s") from None
         return self._response(message)
 
+    async def probe(self) -> Capabilities:
+        """The first-call check: `GET /v1/models` (free) answers within `PROBE_TIMEOUT`, twice
+        at most. A refused key stops the provider; a server that does not answer fails the
+        check; one that lists no models (a local server speaking only /v1/messages) passes."""
+        import anthropic
+
+        client = self._client_for_loop()
+        last = ""
+        for attempt in (1, 2):
+            try:
+                async with asyncio.timeout(PROBE_TIMEOUT):
+                    await client.models.list(limit=1)
+                return await super().probe()
+            except anthropic.NotFoundError:
+                return await super().probe()
+            except anthropic.APIStatusError as e:
+                self._raise_unless_retryable(e)
+                last = self._describe(e)
+            except (anthropic.APIConnectionError, TimeoutError) as e:
+                timed_out = isinstance(e, (TimeoutError, anthropic.APITimeoutError))
+                last = f"no answer within {PROBE_TIMEOUT:g} s" if timed_out else "connection failed"
+            if attempt == 1:
+                await asyncio.sleep(1.0)
+        where = self.options.base_url or "the Anthropic API"
+        raise ProviderError(f"{self._who()}: {last} ({where}, GET /v1/models, 2 attempts)")
+
     def estimate_cost(self, usage: Usage) -> float | None:
         """Configured `prices` first (they carry their own date), then the built-in table."""
         configured = self.options.prices.get(DATED.sub("", self.model))
@@ -196,11 +229,18 @@ class AnthropicProvider(Provider):
         return f"anthropic ({self.model})"
 
     async def _create_with_retries(self, client: anthropic.AsyncAnthropic, params: dict[str, Any]) -> ApiMessage:
-        return await self.retrying(lambda: client.messages.create(**params))
+        async def create() -> ApiMessage:
+            raw = await client.messages.with_raw_response.create(**params)
+            self.report_rate_limits(raw.headers)
+            return await raw.parse()
 
-    async def retrying(self, call: Callable[[], Awaitable[T]], *, repeatable: bool = True) -> T:
+        return await self.retrying(create, reports=True)
+
+    async def retrying(self, call: Callable[[], Awaitable[T]], *, repeatable: bool = True, reports: bool = False) -> T:
         """`call()`, retried on transient failures. With `repeatable=False` (a call that is not
-        idempotent, e.g. creating a batch) only 429/529 are retried: they say nothing was done."""
+        idempotent, e.g. creating a batch) only 429/529 are retried: they say nothing was done.
+        `reports`: a Messages call, whose error answers' rate-limit headers (a 429 above all)
+        go to `report_rate_limits` (its successful answer reports its own)."""
         import anthropic
 
         last = ""
@@ -209,6 +249,8 @@ class AnthropicProvider(Provider):
             try:
                 return await call()
             except anthropic.APIStatusError as e:
+                if reports:
+                    self.report_rate_limits(e.response.headers, refused=e.status_code == 429)
                 self._raise_unless_retryable(e)
                 last = self._describe(e)
                 wait_hint = retry_after(e.response.headers)

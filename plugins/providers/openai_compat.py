@@ -42,7 +42,7 @@ from mksap.contracts.provider import (
     Usage,
 )
 from mksap.llm.limits import http_pool
-from mksap.llm.retry import RetryPolicy, retry_after
+from mksap.llm.retry import RetryPolicy, duration, retry_after
 from mksap.settings import PluginOptions, Settings
 
 if TYPE_CHECKING:
@@ -56,7 +56,6 @@ _RETRY_STATUSES = {408, 409, 429}
 _FORMAT_WORDS = re.compile(r"response_format|json_schema|json_object|structured output|guided", re.I)
 _QUOTA = re.compile(r"insufficient_quota|exceeded your current quota|billing|credits?\b", re.I)
 _THINKING = re.compile(r"^\s*<think>.*?</think>", re.S)
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _MODE_WORDS: dict[StructuredOutput, str] = {
     "json_schema": "response_format json_schema",
     "json_mode": "JSON mode (response_format json_object), the schema in the prompt",
@@ -138,6 +137,7 @@ class OpenAIProvider(Provider):
     name = "openai"
     options_model = OpenAIOptions
     capabilities = Capabilities(structured_output="json_schema")  # until probed: what it asks for first
+    reports_rate_limits = True  # x-ratelimit-* headers (local servers send none)
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -268,7 +268,7 @@ class OpenAIProvider(Provider):
             params = self._params(request, mode)
             try:
                 completion = await self.retrying(
-                    functools.partial(client.chat.completions.create, **params), formatted=mode != "prompted"
+                    functools.partial(self._create, client, params), formatted=mode != "prompted", reports=True
                 )
             except _FormatRejected as e:
                 self._step_down(mode, "json_mode" if mode == "json_schema" else "prompted", f"rejects it ({e})")
@@ -277,6 +277,13 @@ class OpenAIProvider(Provider):
                 self._token_param = "max_completion_tokens"
                 continue
             return self._response(completion, mode)
+
+    async def _create(self, client: openai.AsyncOpenAI, params: dict[str, Any]) -> ChatCompletion:
+        """One chat completion; its rate-limit headers go to `report_rate_limits`."""
+        raw = await client.chat.completions.with_raw_response.create(**params)
+        self.report_rate_limits(raw.headers)
+        completion: ChatCompletion = raw.parse()
+        return completion
 
     def _step_down(self, used: StructuredOutput, to: StructuredOutput, why: str) -> None:
         """Leave mode `used` for `to`, once: calls that failed in `used` after the step retry."""
@@ -301,10 +308,12 @@ class OpenAIProvider(Provider):
             f"for the rest of this run: {_MODE_WORDS[self.mode()]}"
         )
 
-    async def retrying(self, call: Callable[[], Awaitable[T]], *, formatted: bool = False) -> T:
+    async def retrying(self, call: Callable[[], Awaitable[T]], *, formatted: bool = False, reports: bool = False) -> T:
         """`call()`, retried on 408/409/429/5xx, timeouts and connection failures, waiting what the
         server says (`retry-after`, `x-ratelimit-reset-*`; capped) or a jittered backoff.
-        `formatted`: the call sent a `response_format`, so an error naming it is `_FormatRejected`."""
+        `formatted`: the call sent a `response_format`, so an error naming it is `_FormatRejected`.
+        `reports`: a chat completion, whose error answers' rate-limit headers (a 429 above all) go
+        to `report_rate_limits` (its successful answer reports its own)."""
         import openai
 
         last = ""
@@ -313,6 +322,8 @@ class OpenAIProvider(Provider):
             try:
                 return await call()
             except openai.APIStatusError as e:
+                if reports:
+                    self.report_rate_limits(e.response.headers, refused=e.status_code == 429)
                 self._raise_unless_retryable(e, formatted)
                 last = self._describe(e)
                 wait_hint = wait_of(e.response.headers)
@@ -500,22 +511,6 @@ def first_json_object(text: str) -> dict[str, Any] | None:
     return None
 
 
-def _seconds(value: str | None) -> float | None:
-    """'1s', '6m0s', '20ms', '1h2m3.5s' (OpenAI's reset format) or plain seconds."""
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    parts = _DURATION.findall(value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        return None
-    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    return sum(float(n) * scale[u] for n, u in parts)
-
-
 def wait_of(headers: Mapping[str, str]) -> float | None:
     """Seconds the server asks us to wait: `retry-after(-ms)`, else the latest
     `x-ratelimit-reset-requests/-tokens` of a limit that is used up (OpenAI, vLLM and routers
@@ -525,13 +520,13 @@ def wait_of(headers: Mapping[str, str]) -> float | None:
         return hint
     resets = []
     for kind in ("requests", "tokens"):
-        reset = _seconds(headers.get(f"x-ratelimit-reset-{kind}"))
+        reset = duration(headers.get(f"x-ratelimit-reset-{kind}"))
         remaining = headers.get(f"x-ratelimit-remaining-{kind}")
         if reset is not None and (remaining is None or remaining.strip() == "0"):
             resets.append(reset)
     if resets:
         return max(resets)
-    epoch = _seconds(headers.get("x-ratelimit-reset"))
+    epoch = duration(headers.get("x-ratelimit-reset"))
     if epoch is not None and epoch > 1e9:
         return (epoch / 1000 if epoch > 1e12 else epoch) - time.time()
     return epoch

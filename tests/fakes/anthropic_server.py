@@ -8,7 +8,8 @@ It is a real HTTP server on 127.0.0.1 with an OS-assigned port, so the official
         client = anthropic.Anthropic(base_url=server.url, api_key="sk-test-x")
         msg = client.messages.create(model="m", max_tokens=100, messages=[...])
 
-Supported: ``POST /v1/messages`` (non-streaming), ``POST /v1/messages/count_tokens`` and the
+Supported: ``POST /v1/messages`` (non-streaming), ``POST /v1/messages/count_tokens``, ``GET
+/v1/models`` (``MODELS``, one page; what a run's first-call check asks) and the
 Message Batches endpoints under ``/v1/messages/batches`` (see ``batch_endpoints.py``; script
 them through ``server.batches``: processing delay, per-item errored/expired, creation count).
 Every other path answers 404 with an Anthropic-style error body; ``stream=true``
@@ -25,6 +26,16 @@ real API, requests that arrive while the first one is still in flight also pay f
 creation. A marked prefix below the minimum is neither written nor read: the request
 succeeds and the prefix is billed as ordinary input. ``min_cacheable=0`` caches any marked
 prefix (the old behaviour of this fake, which the real API never had).
+
+Rate limits (``rate_limit``, see ``rate_limit.py``) work like the real API's: token buckets of a
+minute's worth of requests (and, when set, input and output tokens) refilled continuously; a
+``/v1/messages`` request they cannot take gets a 429 ``rate_limit_error`` with a whole-second
+``retry-after``, and every ``/v1/messages`` answer carries ``anthropic-ratelimit-<kind>-limit /
+-remaining / -reset`` (an RFC 3339 time) for each limit set, plus ``anthropic-ratelimit-tokens-*``
+(the tighter token limit) when a token limit is set. Requests and input are as admission left
+them, output as the answer is sent. The default is a key of 1,000,000 requests a minute, which
+no test reaches; ``rate_limit=None`` sends no rate-limit headers at all (like a local server).
+``server.refused`` holds the arrival time of every request a limit refused.
 """
 
 from __future__ import annotations
@@ -37,16 +48,20 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .batch_endpoints import FakeBatches
+from .rate_limit import ApiLimiter, Quota, RateLimit
 
 __all__ = [
     "DEFAULT_MIN_CACHEABLE",
     "MIN_CACHEABLE",
     "SPEND_LIMIT_MESSAGE",
+    "UNLIMITED_KEY",
     "FakeAnthropicServer",
+    "RateLimit",
     "Reply",
     "estimate_tokens",
 ]
@@ -66,6 +81,8 @@ MIN_CACHEABLE: dict[str, int] = {
     "claude-3-haiku": 2048,
 }
 DEFAULT_MIN_CACHEABLE = 1024
+#: The fake's default key: rate-limit headers on every answer, a limit no test reaches.
+UNLIMITED_KEY = RateLimit(rpm=1_000_000)
 
 RATE_LIMIT_MESSAGE = "Number of request tokens has exceeded your per-minute rate limit (fake)."
 SPEND_LIMIT_MESSAGE = (
@@ -194,6 +211,17 @@ class Reply:
         return replace(then or cls.json_object({}), delay=seconds)
 
 
+#: What ``GET /v1/models`` lists.
+MODELS = ("claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-6")
+
+
+def _model_page() -> dict[str, Any]:
+    data = [
+        {"type": "model", "id": m, "display_name": m, "created_at": "2026-01-01T00:00:00Z"} for m in MODELS
+    ]
+    return {"data": data, "has_more": False, "first_id": MODELS[0], "last_id": MODELS[-1]}
+
+
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
@@ -221,10 +249,13 @@ class FakeAnthropicServer:
         responder: Callable[[dict[str, Any]], Reply] | None = None,
         latency: float | Callable[[], float] = 0.0,
         min_cacheable: int | dict[str, int] | None = None,
+        rate_limit: RateLimit | None = UNLIMITED_KEY,
     ) -> None:
         self.responder = responder
         self.latency = latency
         self.min_cacheable = MIN_CACHEABLE if min_cacheable is None else min_cacheable
+        self.limits = ApiLimiter(rate_limit) if rate_limit is not None else None
+        self.refused: list[float] = []  # arrival times of the requests a rate limit refused (429)
         self.requests: list[dict[str, Any]] = []  # {"path", "headers" (lower-case), "body", "t" (arrival, monotonic)}
         self.max_in_flight = 0
         self._in_flight = 0
@@ -235,6 +266,11 @@ class FakeAnthropicServer:
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """Requests being answered right now."""
+        return self._in_flight
 
     @property
     def url(self) -> str:
@@ -323,6 +359,10 @@ class FakeAnthropicServer:
                 return Reply.error(401, "authentication_error", "x-api-key header is required"), None
             status, obj, raw, ctype = self.batches.handle(method, path, body, self.url)
             return Reply(status=status, body=obj, raw=raw, content_type=ctype), None
+        if method == "GET" and path == "/v1/models":
+            if not self._authorised(headers):
+                return Reply.error(401, "authentication_error", "x-api-key header is required"), None
+            return Reply(body=_model_page()), None
         if method != "POST" or path not in ("/v1/messages", "/v1/messages/count_tokens"):
             return Reply.error(404, "not_found_error", f"Not found: {method} {path}"), None
         if not isinstance(body, dict):
@@ -335,7 +375,44 @@ class FakeAnthropicServer:
             return Reply(body={"input_tokens": prefix_tokens + message_tokens}), None
         if body.get("stream"):
             return Reply.error(400, "invalid_request_error", "The fake does not stream"), None
-        return self._message_reply(body)
+        if self.limits is None:
+            return self._message_reply(body)
+        wait = self.limits.admit(input_tokens=self._counted_input(body))
+        admitted = self.limits.quotas()
+        if wait is not None:
+            with self._lock:
+                self.refused.append(time.monotonic())
+            refusal = Reply.error(429, "rate_limit_error", RATE_LIMIT_MESSAGE, {"retry-after": f"{wait:g}"})
+            return self._with_rate_headers(refusal, admitted, admitted), None
+        reply, cache_key = self._message_reply(body)
+        if reply.status == 200 and reply.body is not None:
+            self.limits.charge_output(reply.body.get("usage", {}).get("output_tokens", 0))
+        return self._with_rate_headers(reply, admitted, self.limits.quotas()), cache_key
+
+    def _counted_input(self, body: dict[str, Any]) -> int:
+        """The input tokens the rate limit counts: all but prompt-cache reads."""
+        prefix = estimate_tokens(body.get("tools")) + estimate_tokens(body.get("system"))
+        cached = _has_cache_control(body) and prefix >= self.minimum_for(body.get("model"))
+        key = json.dumps([body.get("tools"), body.get("system")], sort_keys=True)
+        with self._lock:
+            hit = cached and key in self._cached_prefixes
+        return estimate_tokens(body.get("messages")) + (0 if hit else prefix)
+
+    @staticmethod
+    def _with_rate_headers(reply: Reply, admitted: dict[str, Quota], sent: dict[str, Quota]) -> Reply:
+        """`reply` with the anthropic-ratelimit-* headers (its own headers win)."""
+        now = datetime.now(UTC)
+        quotas = {k: q for k, q in admitted.items() if k in ("requests", "input_tokens")}
+        quotas |= {k: q for k, q in sent.items() if k == "output_tokens"}
+        tokens = [q for k, q in quotas.items() if k != "requests"]
+        if tokens:
+            quotas["tokens"] = min(tokens, key=lambda q: q.remaining / q.limit)
+        headers = {}
+        for kind, q in quotas.items():
+            name = f"anthropic-ratelimit-{kind.replace('_', '-')}"
+            reset = (now + timedelta(seconds=q.reset)).isoformat(timespec="seconds").replace("+00:00", "Z")
+            headers |= {f"{name}-limit": str(q.limit), f"{name}-remaining": str(q.remaining), f"{name}-reset": reset}
+        return replace(reply, headers={**headers, **reply.headers})
 
     def minimum_for(self, model: Any) -> int:
         """The shortest prefix (tokens) this fake caches for ``model``."""

@@ -25,6 +25,15 @@ FIFO queue (:meth:`enqueue`), then from ``responder(body)`` (which may return No
 to an instance of the requested schema. Usage is ~4 characters a token; with
 ``prompt_caching=True`` a system prompt already answered once is reported as
 ``prompt_tokens_details.cached_tokens``, as OpenAI's automatic prefix caching does.
+
+Rate limits (``rate_limit``, see ``rate_limit.py``): continuously refilled buckets of a minute's
+worth of requests (and, with ``tpm``, tokens: the prompt at admission, the answer when sent); a
+chat completion they cannot take gets a 429 ``rate_limit_exceeded`` with a whole-second
+``retry-after``, and every chat completion answer carries OpenAI's ``x-ratelimit-limit-<kind> /
+-remaining-<kind> / -reset-<kind>`` (a duration such as ``6m0s`` or ``20ms``) for each limit set.
+The default key allows 1,000,000 requests a minute (no test reaches it); ``rate_limit=None``
+sends no rate-limit headers (like a local server). ``server.refused`` holds the arrival time of
+every request a limit refused.
 """
 
 from __future__ import annotations
@@ -39,9 +48,13 @@ from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
+from .rate_limit import ApiLimiter, Quota, RateLimit
 from .stage_answers import answer_for
 
-__all__ = ["FakeOpenAIServer", "Reply", "stage_reply", "REJECTIONS"]
+__all__ = ["FakeOpenAIServer", "RateLimit", "Reply", "stage_reply", "REJECTIONS", "UNLIMITED_KEY"]
+
+#: The fake's default key: rate-limit headers on every chat completion, a limit no test reaches.
+UNLIMITED_KEY = RateLimit(rpm=1_000_000)
 
 Mode = Literal["json_schema", "json_mode", "none", "ignore"]
 
@@ -168,6 +181,28 @@ def instance_of(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> A
     return {"array": [], "string": "x", "integer": 0, "number": 0, "boolean": False}.get(kind)
 
 
+def reset_duration(seconds: float) -> str:
+    """How OpenAI writes a reset: '20ms', '1.5s', '6m0s'."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    minutes, rest = divmod(seconds, 60)
+    text = f"{rest:.3f}".rstrip("0").rstrip(".") + "s"
+    return f"{int(minutes)}m{text}" if minutes else text
+
+
+def _rate_headers(quotas: dict[str, Quota]) -> dict[str, str]:
+    headers = {}
+    for kind, q in quotas.items():
+        if kind not in ("requests", "tokens"):  # OpenAI states no input/output limits apart
+            continue
+        headers |= {
+            f"x-ratelimit-limit-{kind}": str(q.limit),
+            f"x-ratelimit-remaining-{kind}": str(q.remaining),
+            f"x-ratelimit-reset-{kind}": reset_duration(q.reset),
+        }
+    return headers
+
+
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
@@ -200,8 +235,11 @@ class FakeOpenAIServer:
         error_style: str | None = None,
         prompt_caching: bool = False,
         api_key: str | None = None,
+        rate_limit: RateLimit | None = UNLIMITED_KEY,
     ) -> None:
         self.mode = mode
+        self.limits = ApiLimiter(rate_limit) if rate_limit is not None else None
+        self.refused: list[float] = []  # arrival times of the requests a rate limit refused (429)
         self.responder = responder
         self.latency = latency
         self.models = models
@@ -315,7 +353,18 @@ class FakeOpenAIServer:
         rejected = self._rejection(body.get("response_format"))
         if rejected is not None:
             return (*rejected, {})
-        return self._completion(body)
+        if self.limits is None:
+            return self._completion(body)
+        wait = self.limits.admit(input_tokens=estimate_tokens(body.get("messages")))
+        if wait is not None:
+            with self._lock:
+                self.refused.append(time.monotonic())
+            status, err = _error(429, "Rate limit reached for requests (fake)", "requests", "rate_limit_exceeded")
+            return status, err, {**_rate_headers(self.limits.quotas()), "retry-after": f"{wait:g}"}
+        status, obj, extra = self._completion(body)
+        if status == 200 and isinstance(obj, dict):
+            self.limits.charge_output(obj.get("usage", {}).get("completion_tokens", 0))
+        return status, obj, {**_rate_headers(self.limits.quotas()), **extra}
 
     def _rejection(self, fmt: dict[str, Any] | None) -> tuple[int, Any] | None:
         kind = (fmt or {}).get("type")
