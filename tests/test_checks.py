@@ -548,3 +548,37 @@ def test_dropped_hedge_across_a_defined_abbreviation() -> None:
         "is ≥10 μU/mL.",
         unit,
     )
+
+
+def test_a_repeat_is_never_the_statement_a_later_one_repeats() -> None:
+    a, b, c = (
+        Statement(statement=text, id=f"c:{k}.1", source="critique")
+        for k, text in enumerate(
+            [
+                "Drug K lowers the risk of stroke.",
+                "Drug K markedly lowers the risk of stroke.",
+                "Today drug K markedly lowers the risk of stroke.",
+            ]
+        )
+    )
+    # c restates b (6 of 7 words) but not a (5 of 7): b repeats a, so c is held to a only
+    assert restates(c.statement, b.statement) is not None and restates(c.statement, a.statement) is None
+    found = duplicates([a, b, c])
+    assert set(found) == {"c:1.1"} and "c:0.1" in found["c:1.1"].message
+    assert set(duplicates([b, c])) == {"c:2.1"}
+
+
+def test_statements_without_a_content_word_repeat_each_other_only() -> None:
+    empty = [Statement(statement=t, id=f"c:{k}.1", source="critique") for k, t in enumerate(["It is.", "The", GOOD])]
+    found = duplicates(empty)
+    assert set(found) == {"c:1.1"} and "repeats statement c:0.1" in found["c:1.1"].message
+
+
+def test_a_list_of_semicolon_items_is_counted_like_the_regex() -> None:
+    codes_found = codes("Drug K lowers stroke; Drug M lowers mortality; Drug N, Drug O lower both.")
+    assert "list_tested" in codes_found
+    s = Statement(
+        statement="Give Drug K; Drug M; Drug N, or Drug O.", cloze_candidates=["Drug K"], id="c:1.1", source="critique"
+    )
+    message = next(f.message for f in check(s, "", SOURCE) if f.code == "list_tested")
+    assert message == "a list of 3 items in one statement"  # "Drug K; Drug M; Drug N, or Drug O": 2 semicolons

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel
@@ -158,12 +159,34 @@ def _pair_ranges(statement: str) -> list[tuple[int, int]]:
     return out
 
 
-def _whole_quantities(statement: str, start: int, end: int) -> tuple[int, int]:
+class _Spans:
+    """What placing candidates reads of a statement, read once for all of them (each reading
+    is a pass over the statement): its quantity phrases and abbreviation pairs, and its
+    quantities restated in other units."""
+
+    def __init__(self, statement: str) -> None:
+        self.statement = statement
+
+    @cached_property
+    def whole(self) -> list[tuple[int, int]]:
+        return [*quantity_ranges(self.statement), *_pair_ranges(self.statement)]
+
+    @cached_property
+    def partners(self) -> dict[tuple[int, int], tuple[int, int]]:
+        """Each restated quantity's restatement, and each restatement's quantity (the first pair wins)."""
+        found: dict[tuple[int, int], tuple[int, int]] = {}
+        for first, second in paired_quantities(self.statement):
+            found.setdefault(first, second)
+            found.setdefault(second, first)
+        return found
+
+
+def _whole_quantities(statement: str, start: int, end: int, spans: _Spans | None = None) -> tuple[int, int]:
     """The span grown to take every quantity phrase it cuts whole ("<140" of "<140/90 mm Hg",
     "30 mg/g" of "≥30 mg/g", "14 days" of "at least 14 days") and every abbreviation pair it
     cuts ("SGLT2" of "sodium-glucose cotransporter 2 (SGLT2)": the long form would give the
     short one away, and the short form the long one)."""
-    ranges = [*quantity_ranges(statement), *_pair_ranges(statement)]
+    ranges = (spans or _Spans(statement)).whole
     grown = True
     while grown:
         grown = False
@@ -178,17 +201,12 @@ def _words_in(small: str, big: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(small)}(?!\w)", big) is not None
 
 
-def _partner(statement: str, span: tuple[int, int]) -> tuple[int, int] | None:
+def _partner(statement: str, span: tuple[int, int], spans: _Spans | None = None) -> tuple[int, int] | None:
     """The restatement of the quantity at `span` in other units, or the quantity it restates."""
-    for first, second in paired_quantities(statement):
-        if first == span:
-            return second
-        if second == span:
-            return first
-    return None
+    return (spans or _Spans(statement)).partners.get(span)
 
 
-def _locate(statement: str, raw: str) -> tuple[int, int] | None:
+def _locate(statement: str, raw: str, spans: _Spans | None = None) -> tuple[int, int] | None:
     """Where a proposed candidate goes: trimmed, at its first occurrence (which must not cut a
     word), grown to whole quantities. None when it cannot be placed."""
     cand = _trimmed(raw)
@@ -197,7 +215,7 @@ def _locate(statement: str, raw: str) -> tuple[int, int] | None:
     start = _word_aligned(statement, cand)
     if start < 0:
         return None
-    start, end = _whole_quantities(statement, start, start + len(cand))
+    start, end = _whole_quantities(statement, start, start + len(cand), spans)
     if _word_aligned(statement, statement[start:end]) != start:
         return None  # grown into an earlier occurrence of the same text: placed elsewhere
     return start, end
@@ -212,8 +230,9 @@ def select_candidates(statement: str, proposed: list[str], limit: int = MAX_CAND
     chosen: list[tuple[int, int, str]] = []
     words = len(statement.split())
     whole = statement.rstrip(".").strip()
+    spans = _Spans(statement)
     for raw in proposed:
-        place = _locate(statement, raw)
+        place = _locate(statement, raw, spans)
         if place is None:
             continue
         start, end = place
@@ -227,7 +246,7 @@ def select_candidates(statement: str, proposed: list[str], limit: int = MAX_CAND
         folded = cand.casefold()
         if any(_words_in(folded, t.casefold()) or _words_in(t.casefold(), folded) for _, _, t in chosen):
             continue
-        partner = _partner(statement, (start, end))
+        partner = _partner(statement, (start, end), spans)
         if partner is not None and any((s, e) == partner for s, e, _ in chosen):
             continue
         chosen.append((start, end, cand))

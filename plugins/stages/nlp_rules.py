@@ -166,7 +166,13 @@ def _term_like(phrase: str) -> bool:
 
 def list_items(text: str) -> int | None:
     """How many items the first enumeration "a, b, and c" (or "..., or c") of `text` has:
-    what `_LIST.search` finds, in one pass (the regex retries every start: quadratic).
+    what `_LIST.search` finds, in one pass (the regex retries every start: quadratic)."""
+    found = enumeration(text)
+    return found[1] if found else None
+
+
+def enumeration(text: str) -> tuple[int, int] | None:
+    """(where it starts, how many items) of the first enumeration `_LIST.search` finds.
 
     The delimiters `,;:()` cut the text into segments. A match starts with a segment ended by
     a comma and a whitespace (an item), goes on with at least one more item right after it,
@@ -174,13 +180,16 @@ def list_items(text: str) -> int | None:
     (the regex is greedy: the last such segment within reach)."""
     full: list[str] = []  # each segment, with the whitespace after its comma
     item: list[bool] = []  # ended by a comma and a whitespace
+    starts: list[int] = []
     pos, n = 0, len(text)
     for m in _DELIMITER.finditer(text):
         full.append(text[pos : m.start()])
         item.append(m.group(0) == "," and m.end() < n and text[m.end()].isspace())
+        starts.append(pos)
         pos = m.end()
     full.append(text[pos:])
     item.append(False)
+    starts.append(pos)
 
     def chained(k: int) -> bool:  # an item right after an item (whose whitespace it lost)
         return item[k] and len(full[k]) > 1
@@ -195,7 +204,7 @@ def list_items(text: str) -> int | None:
             j += 1
         last = next((k for k in range(min(j, len(full) - 1), s + 1, -1) if _LAST_ITEM.match(full[k], 1)), None)
         if last is not None:
-            return last - s + 1
+            return starts[s], last - s + 1
         s = j  # every start before j reaches the same segments: it fails too
     return None
 

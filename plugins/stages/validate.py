@@ -79,15 +79,16 @@ def neighbours(statement: Statement, parsed: ParsedQuestion) -> tuple[str, str]:
     try:
         index = unit_index(statement, parsed)
         if statement.source == "table":
-            table = next(t for t in parsed.tables if t.file == statement.table_source)
-            units = ["; ".join(row) for row in table.rows]
+            rows = next(t for t in parsed.tables if t.file == statement.table_source).rows
+            count, unit = len(rows), lambda i: "; ".join(rows[i])  # two rows joined, not the whole table
         else:
             units = parsed.critique if statement.source == "critique" else parsed.key_points
+            count, unit = len(units), units.__getitem__
     except (ValueError, StopIteration):
         return "", ""
     first = parsed.objective if statement.source != "table" and index == 0 else ""
-    before = units[index - 1] if 0 < index <= len(units) else first
-    after = units[index + 1] if 0 <= index < len(units) - 1 else ""
+    before = unit(index - 1) if 0 < index <= count else first
+    after = unit(index + 1) if 0 <= index < count - 1 else ""
     return before, after
 
 
@@ -111,6 +112,20 @@ def errors(s: Statement) -> list[Finding]:
 
 def _repairable(s: Statement) -> bool:
     return any(f.code != "duplicate" for f in errors(s))
+
+
+def _repair_item(s: Statement, parsed: ParsedQuestion) -> dict[str, Any]:
+    """What the repair request says about one statement."""
+    before, after = neighbours(s, parsed)
+    return {
+        "statement_id": s.id,
+        "statement": s.statement,
+        "cloze_candidates": s.cloze_candidates,
+        "source_text": source_text(s, parsed),
+        "sentence_before": before,
+        "sentence_after": after,
+        "problems": [f"{f.code}: {f.message}" for f in errors(s)],
+    }
 
 
 class ValidateOptions(PluginOptions):
@@ -164,20 +179,7 @@ class ValidateStage(Stage):
         )
 
     def _repair(self, job: StageJob, broken: list[Statement], parsed: ParsedQuestion) -> dict[str, RepairItem]:
-        payload = {
-            "items": [
-                {
-                    "statement_id": s.id,
-                    "statement": s.statement,
-                    "cloze_candidates": s.cloze_candidates,
-                    "source_text": source_text(s, parsed),
-                    "sentence_before": neighbours(s, parsed)[0],
-                    "sentence_after": neighbours(s, parsed)[1],
-                    "problems": [f"{f.code}: {f.message}" for f in errors(s)],
-                }
-                for s in broken
-            ]
-        }
+        payload = {"items": [_repair_item(s, parsed) for s in broken]}
         prompt = load_prompt("repair")
         request = LLMRequest(
             task="repair",

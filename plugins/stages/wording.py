@@ -10,7 +10,9 @@ rejects can never drift apart.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from functools import lru_cache
+from itertools import islice
 
 CASE_SPECIFIC = re.compile(
     r"\b(?:this|the|our|that) (?:patient|woman|man|person|boy|girl|individual|case)(?:'s)?\b"
@@ -175,9 +177,13 @@ NEGATION_ANY = re.compile(
 )
 _PRE = re.compile(r"\b(" + "|".join(re.escape(c) for c in NEGATION_PRE) + r")\b", re.I)
 _POST = re.compile(r"\b(" + "|".join(re.escape(c) for c in NEGATION_POST) + r")\b", re.I)
-_CLAUSE_END = re.compile(r"[,;:.()]|\s(?:but|although|though|however|whereas|which|because|while|so)\s", re.I)
+#: Clause breaks: what ends a pre-cue's scope, and what starts a post-cue's ("however" only
+#: ends one). The conjunction is in a lookahead, so a search finds breaks that overlap
+#: (" but so "); group 1 is the rest of the break.
+_CLAUSE_END = re.compile(r"[,;:.()]|\s(?=((?:but|although|though|however|whereas|which|because|while|so)\s))", re.I)
+_CLAUSE_START = re.compile(r"[,;:.()]|\s(?=((?:but|although|though|whereas|which|because|while|so)\s))", re.I)
 _AND_OR = re.compile(r"(?<=\S)\s(?:and|or)\s", re.I)
-_CLAUSE_START = re.compile(r".*(?:[,;:.()]|\s(?:but|although|though|whereas|which|because|while|so)\s)", re.I | re.S)
+_RUN = re.compile(r"\S+")  # what str.split() returns, one at a time
 
 #: Finite verbs and auxiliaries: after "and" they start a new clause ("... and X include Y").
 FINITE_VERBS = frozenset(
@@ -190,19 +196,33 @@ FINITE_VERBS = frozenset(
 )
 
 
+def _breaks(rx: re.Pattern[str], text: str) -> tuple[list[int], list[int]]:
+    """(starts, ends) of the clause breaks `rx` finds in `text`, in order."""
+    found = [(m.start(), m.end(1) if m.group(1) else m.end()) for m in rx.finditer(text)]
+    return [start for start, _ in found], [end for _, end in found]
+
+
 def negated_spans(text: str) -> list[tuple[str, str]]:
     """(cue, negated span) pairs: a pre-cue negates up to the end of its clause, a post-cue
-    what precedes it in its clause. A rule-based NegEx: good enough to notice a lost 'not'."""
+    what precedes it in its clause. A rule-based NegEx: good enough to notice a lost 'not'.
+
+    The clause breaks are found once, and each cue's nearest one by bisection: the work is
+    linear in `text` and in the spans returned (which, in a clause that never ends, are long)."""
     found: list[tuple[str, str]] = []
-    for m in _PRE.finditer(text):
-        end = _CLAUSE_END.search(text, m.end())
-        scope = text[m.end() : end.start() if end else len(text)].strip()
+    pre, post = list(_PRE.finditer(text)), list(_POST.finditer(text))
+    starts, _ = _breaks(_CLAUSE_END, text) if pre else ([], [])
+    for m in pre:
+        k = bisect_left(starts, m.end())
+        scope = text[m.end() : starts[k] if k < len(starts) else len(text)].strip()
         if scope:
             found.append((m.group(1), scope))
-    for m in _POST.finditer(text):
-        head = text[: m.start()]
-        start = _CLAUSE_START.match(head)
-        scope = head[start.end() if start else 0 :].strip()
+    starts, ends = _breaks(_CLAUSE_START, text) if post else ([], [])
+    for m in post:
+        # the scope starts after the last break that ends before the cue
+        k = bisect_left(starts, m.start()) - 1
+        while k >= 0 and ends[k] > m.start():
+            k -= 1  # a break ends at most 10 characters after it starts: a few steps at most
+        scope = text[ends[k] if k >= 0 else 0 : m.start()].strip()
         if scope:
             found.append((m.group(1), scope))
     return found
@@ -211,11 +231,21 @@ def negated_spans(text: str) -> list[tuple[str, str]]:
 def cut_at_new_clause(scope: str) -> str:
     """`scope` up to an "and"/"or" that starts a clause of its own ("excluded by X and signs
     of Y include Z" -> "excluded by X"): a negation or a hedge does not reach past it."""
-    for m in _AND_OR.finditer(scope):
-        following = [w.lower().strip(",;") for w in scope[m.end() :].split()[:6]]
+    return scope[: new_clause_at(scope)]
+
+
+def new_clause_at(text: str, pos: int = 0, endpos: int | None = None) -> int:
+    """Where `cut_at_new_clause(text[pos:endpos])` cuts, as a position in `text` (`endpos`
+    when it does not): what a caller walking a long text clause by clause needs, without
+    copying the rest of it at every step. Each "and"/"or" is judged by the six words after it."""
+    endpos = len(text) if endpos is None else endpos
+    # in text[pos:endpos] nothing comes before pos: an "and" there has no word before it
+    start = pos + 1 if pos < endpos and text[pos].isspace() else pos
+    for m in _AND_OR.finditer(text, start, endpos):
+        following = [w.group(0).lower().strip(",;") for w in islice(_RUN.finditer(text, m.end(), endpos), 6)]
         if any(w in FINITE_VERBS for w in following):
-            return scope[: m.start()]
-    return scope
+            return m.start()
+    return endpos
 
 
 #: Hedges by strength. A statement keeps a hedge when the clause saying the same thing has
