@@ -86,7 +86,7 @@ class AnthropicOptions(PluginOptions):
 
 #: Seconds the first-call check waits for the model list: it is tiny, and an endpoint that
 #: cannot list it in this time would leave every question waiting `call_timeout`.
-PROBE_TIMEOUT = 15.0
+PROBE_TIMEOUT = 10.0
 
 
 class AnthropicProvider(Provider):
