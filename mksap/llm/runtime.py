@@ -376,17 +376,13 @@ class ProviderRuntime:
                 self._breaker(provider).answered()
                 self._paid(provider, totals, e.usage if isinstance(e.usage, Usage) else Usage(), reservation)
                 raise
-            except ProviderError as e:
+            except BaseException as e:
                 totals.failures += 1
                 if self.budget is not None:
                     self.budget.settle(reservation, 0.0)
-                if isinstance(e, ProviderStopError) or (reason := self._breaker(provider).failed(str(e))) is None:
-                    raise
-                raise ProviderStopError(reason) from None
-            except BaseException:
-                totals.failures += 1
-                if self.budget is not None:
-                    self.budget.settle(reservation, 0.0)
+                if isinstance(e, ProviderError) and not isinstance(e, ProviderStopError):
+                    if (reason := self._breaker(provider).failed(str(e))) is not None:
+                        raise ProviderStopError(reason) from None
                 raise
         self._breaker(provider).answered()
         limits.settle(request, response.usage)
