@@ -19,7 +19,7 @@ from mksap.contracts.errors import AnswerError, ProviderError, ProviderStopError
 from mksap.contracts.provider import Capabilities, LLMRequest, LLMResponse, Message, Usage, schema_of
 from mksap.contracts.registry import Registry
 from mksap.contracts.statements import ClozeAnswer, StatementDrafts
-from mksap.llm.probe import probe_chain
+from mksap.llm.probe import chain_lines, probe_providers
 from mksap.llm.runtime import ProviderRuntime
 from mksap.settings import Settings
 from mksap_plugins.providers.openai_compat import (
@@ -430,7 +430,7 @@ def test_probe_chain_gives_one_line_per_provider(tmp_path: Path) -> None:
     with FakeOpenAIServer("json_mode", models=[MODEL]) as srv:
         runtime = ProviderRuntime(make_settings(srv, tmp_path, provider="openai,offline"), Registry.load())
         try:
-            lines = probe_chain(runtime)
+            lines = chain_lines(probe_providers(runtime))
         finally:
             runtime.close()
     openai_line, offline_line = lines
@@ -444,7 +444,7 @@ def test_probe_chain_reports_a_provider_it_cannot_reach(tmp_path: Path) -> None:
     with FakeOpenAIServer(api_key="sk-another") as srv:
         runtime = ProviderRuntime(make_settings(srv, tmp_path, provider="openai,offline"), Registry.load())
         try:
-            first, _ = probe_chain(runtime)
+            first, _ = chain_lines(probe_providers(runtime))
         finally:
             runtime.close()
     assert "probe failed" in first and "authentication failed" in first and "then 'offline'" in first
@@ -455,7 +455,7 @@ def test_probe_chain_says_which_provider_is_not_ready_without_calling_it(tmp_pat
     settings = Settings(provider="openai,anthropic,offline", model=MODEL, llm_cache_dir=tmp_path / "llm")
     runtime = ProviderRuntime(settings, Registry.load())
     try:
-        lines = probe_chain(runtime)
+        lines = chain_lines(probe_providers(runtime))
     finally:
         runtime.close()
     assert [line.split(":")[0] for line in lines] == [

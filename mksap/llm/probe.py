@@ -1,10 +1,10 @@
 """What the providers of a run can do.
 
 The runtime probes each provider before its first call and says what it lacks (`lacking`).
-`probe_chain(runtime)` asks each provider of the run's chain (`Provider.probe()`, on the runtime's
-event loop, so what a provider finds stays with the instance the run uses) and returns one line per
-provider: the structured output it will use, what it lacks, why, and which provider of the chain
-takes over if it stops. It also routes each provider's own notices to the runtime's notice channel.
+`mksap doctor --probe` asks each provider of the run's chain (`probe_providers`: `Provider.probe()`
+on the runtime's event loop, each provider's own notices routed to the runtime's notice channel)
+and shows `chain_lines`: one line per provider, the structured output it will use, what it lacks,
+why, and which provider of the chain takes over if it stops.
 """
 
 from __future__ import annotations
@@ -29,12 +29,10 @@ MODE_TEXT = {
 Found = tuple[Provider, Capabilities | MksapError]
 
 
-def probe_chain(runtime: ProviderRuntime) -> list[str]:
-    """One line per provider of `runtime`'s chain, in order. A provider that cannot be probed
-    (no key, auth failure, server down) gets a line saying so; the run still decides, call by
-    call, when it stops and the next one takes over. Call it from outside the runtime's loop
-    (e.g. the main thread before the build starts)."""
-    found = probe_providers(runtime)
+def chain_lines(found: list[Found]) -> list[str]:
+    """One line per provider of a chain, in order, from what `probe_providers` found. A provider
+    that cannot be probed (no key, auth failure, server down) gets a line saying so; a run still
+    decides, call by call, when it stops and the next one takes over."""
     lines = []
     for i, (provider, result) in enumerate(found):
         line = describe(provider, result)
@@ -46,7 +44,7 @@ def probe_chain(runtime: ProviderRuntime) -> list[str]:
 
 def probe_providers(runtime: ProviderRuntime) -> list[Found]:
     """Each provider of the run's chain with what its probe found (or the error that stopped
-    it), for callers that render their own report (e.g. `mksap doctor --probe`)."""
+    it). Call it from outside the runtime's loop (e.g. the main thread)."""
     providers = runtime.providers()
     for provider in providers:
         provider.bind_notice(runtime.notice)

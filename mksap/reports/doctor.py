@@ -82,7 +82,7 @@ def folder_checks(settings: Settings) -> list[Check]:
 def probe_checks(settings: Settings, registry: Registry) -> list[Check]:
     """`--probe`: ask each provider of the run's chain what its endpoint can do, as a run's
     first-call check does (a model list, or a tiny structured call: at most a few tokens)."""
-    from mksap.llm.probe import describe, probe_providers
+    from mksap.llm.probe import chain_lines, probe_providers
     from mksap.llm.runtime import ProviderRuntime
 
     try:
@@ -96,10 +96,10 @@ def probe_checks(settings: Settings, registry: Registry) -> list[Check]:
     return [
         Check(
             topic=f"probe {provider.name}",
-            status="error" if isinstance(result, MksapError) else "ok",
-            message=describe(provider, result).partition(": ")[2],
+            status="error" if isinstance(result, MksapError) or provider.unready(settings) else "ok",
+            message=line.partition(": ")[2],
         )
-        for provider, result in found
+        for (provider, result), line in zip(found, chain_lines(found), strict=True)
     ]
 
 
