@@ -87,8 +87,7 @@ def _prepare_run(
     manifest, chosen = None, questions
     if arguments is not None:
         manifest = ManifestRun.start(build, questions)
-        chosen = manifest.choose(skip=arguments.whole_build)
-        report.tasks.update(dict.fromkeys(manifest.vouched_tasks(), "up-to-date"))
+        chosen = manifest.choose(report, skip=arguments.whole_build)
 
     def finished() -> None:
         text, stopped = what_stopped(summary(report, build), build)

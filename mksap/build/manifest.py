@@ -35,7 +35,6 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -177,12 +176,15 @@ class ManifestRun:
         before = {qid: [signature(p) for p in paths] for qid, paths in files.items()}
         return cls(build, questions, key, fingerprints, previous, files, before)
 
-    def choose(self, *, skip: bool) -> list[Question]:
+    def choose(self, report: RunReport, *, skip: bool) -> list[Question]:
         """The questions to hand to doit: every one, unless `skip`; then those the manifest does
-        not vouch for (their files changed, or it holds no claim for them)."""
+        not vouch for (their files changed, or it holds no claim for them). The tasks of those
+        it vouches for go into `report` as up to date."""
         self.vouched = [q for q in self.questions if skip and self._vouches(q)]
         vouched = {q.qid for q in self.vouched}
         self.handed = [q for q in self.questions if q.qid not in vouched]
+        stages = [s.name for s in self.build.stages]
+        report.tasks.update({f"{stage}:{q.qid}": "up-to-date" for q in self.vouched for stage in stages})
         return self.handed
 
     def _vouches(self, q: Question) -> bool:
@@ -191,11 +193,6 @@ class ManifestRun:
             return False
         before = self.before[q.qid]
         return None not in before and digest(self.files[q.qid], before) == claim
-
-    def vouched_tasks(self) -> Iterator[str]:
-        """The task names of the questions vouched for: the run reports them up to date."""
-        stages = [s.name for s in self.build.stages]
-        return (f"{stage}:{q.qid}" for q in self.vouched for stage in stages)
 
     def task_done(self, task: Task) -> None:
         """doit has run `task` and saved its record (reporter's add_success): its outputs as now."""

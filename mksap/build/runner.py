@@ -244,8 +244,7 @@ def run(
     check_dependency_db(build.dep_file)
     build.write_fingerprints()
     manifest = ManifestRun.start(build, questions)
-    stale = manifest.choose(skip=not force)
-    report.tasks.update(dict.fromkeys(manifest.vouched_tasks(), "up-to-date"))
+    stale = manifest.choose(report, skip=not force)
     if not stale:
         report.completed = True
         return report
