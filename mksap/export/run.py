@@ -112,9 +112,7 @@ class ExportJob:
         """The task's action (None when it succeeded, else why not). Errors are kept and raised
         again once doit returns: expected ones become messages, anything else keeps its traceback."""
         try:
-            docs = [
-                ExportQuestion.from_document(read_built(p), q.system, shared.table_digests(q)) for q, p in self.outputs
-            ]
+            docs = [read_built(q, p) for q, p in self.outputs]
             applied = triage.Applied(questions=triage.annotate(docs, self.decisions))
             if not self.exporter.reviews:  # a review page shows the decisions, others apply them
                 applied = triage.apply(docs, self.decisions)
@@ -143,12 +141,14 @@ class ExportJob:
         return str(self.error) if self.error else None
 
 
-def read_built(path: Path) -> OutputDocument:
-    """A built question for an export; an unusable one names how to rebuild it."""
+def read_built(q: Question, path: Path) -> ExportQuestion:
+    """The exporters' view of question `q` built at `path`, its table statements keyed for
+    merging shared tables; an unusable output names how to rebuild it."""
     try:
-        return OutputDocument.read(path)
+        doc = OutputDocument.read(path)
     except NotBuiltError as e:
         raise ExportError(f"{e}; run: mksap run {path.stem} --force") from None
+    return ExportQuestion.from_document(doc, q.system, shared.table_digests(q))
 
 
 def guids_file(path: Path) -> Path:

@@ -132,7 +132,6 @@ def built_questions(
     from mksap.build.tasks import Build
     from mksap.export import decisions
     from mksap.export.run import never_built, read_built
-    from mksap.export.shared import table_digests
 
     selection = parse_targets(targets, settings.data)
     questions = selection.discover(settings.data)
@@ -140,9 +139,7 @@ def built_questions(
         raise MksapError(f"no question under {settings.data} matches {' '.join(targets) or 'anything'}")
     build = Build.open(settings, notice=notice, use_cache=False, registry=registry)
     never_built(build, questions, targets)
-    docs = [
-        ExportQuestion.from_document(read_built(build.output_path(q)), q.system, table_digests(q)) for q in questions
-    ]
+    docs = [read_built(q, build.output_path(q)) for q in questions]
     docs = decisions.apply(docs, decisions.load(settings)).questions  # triage: rejected out, edits in
 
     def in_scope(stable_id: str) -> bool:
