@@ -2,9 +2,8 @@
 
 The runtime probes each provider before its first call and says what it lacks (`lacking`).
 `mksap doctor --probe` asks each provider of the run's chain (`probe_providers`: `Provider.probe()`
-on the runtime's event loop, each provider's own notices routed to the runtime's notice channel)
-and shows `chain_lines`: one line per provider, the structured output it will use, what it lacks,
-why, and which provider of the chain takes over if it stops.
+on the runtime's event loop) and shows `chain_lines`: one line per provider, the structured
+output it will use, what it lacks, why, and which provider of the chain takes over if it stops.
 """
 
 from __future__ import annotations
@@ -45,9 +44,7 @@ def chain_lines(found: list[Found]) -> list[str]:
 def probe_providers(runtime: ProviderRuntime) -> list[Found]:
     """Each provider of the run's chain with what its probe found (or the error that stopped
     it). Call it from outside the runtime's loop (e.g. the main thread)."""
-    providers = runtime.providers()
-    for provider in providers:
-        provider.bind_notice(runtime.notice)
+    providers = runtime.providers()  # (their notices already go to the runtime's channel)
     results = runtime.call(_probe_all(providers))
     return list(zip(providers, results, strict=True))
 
